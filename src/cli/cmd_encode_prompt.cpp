@@ -1,0 +1,50 @@
+// sdtune encode-prompt: the text encoder's embeddings of a prompt, saved as safetensors.
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/common_flags.h"
+#include "io/model_folder.h"
+#include "io/tensor_io.h"
+#include "pipeline/prompt_encoder.h"
+#include "pipeline/text_components.h"
+
+namespace sdtune::cli {
+
+namespace {
+
+struct EncodePromptFlags {
+  ModelFlags model;
+  PromptFlags prompt;
+  std::string text;
+  std::string output;
+};
+
+void run(const EncodePromptFlags& flags) {
+  const io::ModelFolder folder(flags.model.resolve());
+  pipeline::LoadOptions load;
+  load.variant = flags.model.variant;
+  auto text_side = pipeline::load_text_components(folder, load);
+  const auto tokens = text::tokenize_prompt(*text_side.tokenizer, flags.text, flags.prompt.options());
+  report_prompt("the prompt", flags.text, tokens, flags.prompt);
+  const torch::Tensor embeds = pipeline::encode_prompt(text_side.encoder, tokens, flags.prompt.clip_skip);
+  io::save_tensors(flags.output, {{"prompt_embeds", embeds.to(torch::kFloat)}},
+                   {{"prompt", flags.text}, {"clip_skip", std::to_string(flags.prompt.clip_skip)},
+                    {"prompt_weighting", flags.prompt.prompt_weighting}});
+  std::cout << "wrote " << flags.output << ": prompt_embeds " << embeds.sizes() << "\n";
+}
+
+}  // namespace
+
+void add_encode_prompt_command(CLI::App& app) {
+  auto flags = std::make_shared<EncodePromptFlags>();
+  CLI::App* sub = app.add_subcommand("encode-prompt", "encode a prompt with the text encoder into prompt_embeds");
+  flags->model.add_to(sub);
+  sub->add_option("--prompt", flags->text, "prompt text")->required();
+  sub->add_option("--output", flags->output, "output .safetensors file (tensor prompt_embeds)")->required();
+  flags->prompt.add_to(sub);
+  sub->callback([flags] { run(*flags); });
+}
+
+}  // namespace sdtune::cli

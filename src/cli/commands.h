@@ -1,0 +1,11 @@
+// Each subcommand registers its flags and its action on the main app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace sdtune::cli {
+
+void add_tokenize_command(CLI::App& app);
+void add_encode_prompt_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+
+}  // namespace sdtune::cli

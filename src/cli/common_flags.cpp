@@ -1,0 +1,54 @@
+#include "cli/common_flags.h"
+
+#include <iostream>
+
+#include "io/model_source.h"
+
+namespace sdtune::cli {
+
+void ModelFlags::add_to(CLI::App* app, const std::string& model_flag) {
+  app->add_option(model_flag, model,
+                  "diffusers model folder, or a Hub id (org/name) already in the local Hugging Face cache")
+      ->required();
+  app->add_option("--revision", revision, "Hub revision: branch, tag or commit in the local cache")
+      ->capture_default_str();
+  app->add_option("--variant", variant, "weight file variant, e.g. fp16 (diffusion_pytorch_model.fp16.safetensors)");
+}
+
+std::string ModelFlags::resolve() const { return io::resolve_model_dir(model, revision); }
+
+void PromptFlags::add_to(CLI::App* app) {
+  app->add_option("--prompt_weighting", prompt_weighting,
+                  "none: brackets are plain text (diffusers); a1111: (word) (word:1.3) [word] emphasis and BREAK")
+      ->check(CLI::IsMember({"none", "a1111"}))
+      ->capture_default_str();
+  app->add_flag("--truncate_prompts", truncate_prompts,
+                "cut prompts after 75 tokens as diffusers does (default: encode longer prompts in chunks of 75, as A1111)");
+  app->add_option("--clip_skip", clip_skip,
+                  "skip the last N text-encoder layers as diffusers' clip_skip (1 = penultimate layer, A1111's 'Clip skip: 2')")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+text::PromptOptions PromptFlags::options() const {
+  text::PromptOptions options;
+  options.weighting = text::parse_prompt_weighting(prompt_weighting, "--prompt_weighting");
+  options.truncate = truncate_prompts;
+  return options;
+}
+
+void report_prompt(const std::string& label, const std::string& prompt, const text::TokenizedPrompt& tokens,
+                   const PromptFlags& flags) {
+  if (!tokens.truncated_text.empty())
+    std::cerr << "warning: " << label << " is " << tokens.token_count
+              << " tokens; the text encoder takes 75, so this part was cut: \"" << tokens.truncated_text << "\"\n";
+  else if (tokens.chunks.size() > 1)
+    std::cerr << "note: " << label << " is " << tokens.token_count << " tokens, encoded as " << tokens.chunks.size()
+              << " chunks of 75 (A1111 style; --truncate_prompts cuts at 75 as diffusers does)\n";
+  if (flags.options().weighting == text::PromptWeighting::A1111 &&
+      (prompt.find('(') != std::string::npos || prompt.find('[') != std::string::npos))
+    std::cerr << "note: with --prompt_weighting a1111, ( ) and [ ] set emphasis; write \\( \\) for literal "
+                 "brackets, e.g. a trigger token \\(lora-misato-token\\)\n";
+}
+
+}  // namespace sdtune::cli

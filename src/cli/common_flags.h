@@ -1,0 +1,30 @@
+// Flags shared by several subcommands, and turning them into library options.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "text/prompt_chunks.h"
+
+namespace sdtune::cli {
+
+struct ModelFlags {
+  std::string model;
+  std::string revision = "main";
+  std::string variant;
+  void add_to(CLI::App* app, const std::string& model_flag = "--model");
+  std::string resolve() const;  // the model folder (a path, or a Hub id in the local cache)
+};
+
+struct PromptFlags {
+  std::string prompt_weighting = "none";
+  bool truncate_prompts = false;
+  int clip_skip = 0;
+  void add_to(CLI::App* app);
+  text::PromptOptions options() const;
+};
+
+// Tells the user what happened to a prompt: chunks used, text cut, emphasis syntax notes.
+void report_prompt(const std::string& label, const std::string& prompt, const text::TokenizedPrompt& tokens,
+                   const PromptFlags& flags);
+
+}  // namespace sdtune::cli

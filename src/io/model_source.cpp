@@ -1,0 +1,82 @@
+#include "io/model_source.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace sdtune::io {
+
+static std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::string hf_hub_cache_dir() {
+  if (!env("HF_HUB_CACHE").empty()) return env("HF_HUB_CACHE");
+  if (!env("HF_HOME").empty()) return (fs::path(env("HF_HOME")) / "hub").string();
+  std::string home = env("HOME");
+  if (home.empty()) home = ".";
+  return (fs::path(home) / ".cache" / "huggingface" / "hub").string();
+}
+
+bool is_pickle_file(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  return ext == ".ckpt" || ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".pkl";
+}
+
+std::string pickle_refusal(const std::string& path) {
+  return "is a pickle file (" + fs::path(path).extension().string() +
+         "); sdtune does not load pickle because unpickling can run arbitrary code. Convert it to "
+         "safetensors on a trusted machine, e.g. with Python: `from safetensors.torch import save_file; "
+         "save_file(torch.load(\"" + fs::path(path).filename().string() +
+         "\", map_location=\"cpu\"), \"model.safetensors\")`, or for a whole pipeline "
+         "`StableDiffusionPipeline.from_pretrained(...).save_pretrained(DIR, safe_serialization=True)`";
+}
+
+static std::string read_first_line(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\n')) line.pop_back();
+  return line;
+}
+
+std::string resolve_model_dir(const std::string& spec, const std::string& revision) {
+  if (spec.empty()) throw Error("--model", "no model given");
+  std::error_code ec;
+  if (fs::is_directory(spec, ec)) return spec;
+  if (fs::is_regular_file(spec, ec)) {
+    if (is_pickle_file(spec)) throw Error(spec, pickle_refusal(spec));
+    throw Error(spec, "is a single file; sdtune expects a diffusers model folder (model_index.json, unet/, "
+                      "vae/, text_encoder/, tokenizer/, scheduler/)");
+  }
+  static const std::regex hub_id(R"(^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$)");
+  if (!std::regex_match(spec, hub_id) || spec.find("..") != std::string::npos)
+    throw Error(spec, "no such folder, and not a Hugging Face model id of the form org/name");
+
+  std::string repo_folder = "models--";
+  for (char c : spec) repo_folder += (c == '/') ? std::string("--") : std::string(1, c);
+  const fs::path cache = hf_hub_cache_dir();
+  const fs::path repo = cache / repo_folder;
+  const std::string hint =
+      " (sdtune works offline: download it on a connected machine with `huggingface-cli download " + spec +
+      "` and copy the cache here, set HF_HUB_CACHE or HF_HOME to where it is, or pass a folder)";
+  if (!fs::is_directory(repo, ec))
+    throw Error(spec, "not a local folder and not in the Hugging Face cache: looked for " + repo.string() + hint);
+
+  std::string commit = revision;
+  const fs::path ref = repo / "refs" / revision;
+  if (fs::is_regular_file(ref, ec)) commit = read_first_line(ref);
+  const fs::path snapshot = repo / "snapshots" / commit;
+  if (commit.empty() || commit.find('/') != std::string::npos || !fs::is_directory(snapshot, ec))
+    throw Error(spec, "the Hugging Face cache has " + repo.string() + " but no snapshot for revision \"" +
+                          revision + "\" (looked at " + ref.string() + " and " + snapshot.string() + ")" + hint);
+  return snapshot.string();
+}
+
+}  // namespace sdtune::io

@@ -1,0 +1,33 @@
+// The text side of a pipeline folder: tokenizer + CLIP text encoder, loaded from their configs.
+#pragma once
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <memory>
+#include <string>
+
+#include "models/clip_text.h"
+#include "text/clip_tokenizer.h"
+
+namespace sdtune::io {
+class ModelFolder;
+}
+
+namespace sdtune::pipeline {
+
+struct LoadOptions {
+  std::string variant;  // "" or e.g. "fp16" (file name variant)
+  at::ScalarType dtype = at::kFloat;
+  c10::Device device = c10::Device(c10::kCPU);
+};
+
+struct TextComponents {
+  std::unique_ptr<text::ClipTokenizer> tokenizer;
+  models::ClipTextModel encoder{nullptr};
+};
+
+std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFolder& folder);
+models::ClipTextModel load_text_encoder(const io::ModelFolder& folder, const LoadOptions& options);
+TextComponents load_text_components(const io::ModelFolder& folder, const LoadOptions& options);
+
+}  // namespace sdtune::pipeline

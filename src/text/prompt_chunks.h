@@ -1,0 +1,45 @@
+// A prompt turned into the text encoder's input: one or more chunks of max_length ids (BOS, up to 75
+// tokens, EOS, padding), each id with its emphasis weight.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "text/clip_tokenizer.h"
+
+namespace sdtune::text {
+
+enum class PromptWeighting { None, A1111 };
+
+// "none" | "a1111"; anything else is an Error naming `flag`.
+PromptWeighting parse_prompt_weighting(const std::string& value, const std::string& flag);
+
+struct PromptChunk {
+  std::vector<int64_t> ids;    // max_length ids: BOS, tokens, EOS, pad...
+  std::vector<float> weights;  // 1 for BOS/EOS/pad
+};
+
+struct TokenizedPrompt {
+  std::vector<PromptChunk> chunks;
+  int64_t token_count = 0;     // tokens of the prompt, without BOS/EOS
+  std::string truncated_text;  // what truncation cut off (empty when nothing was cut)
+  bool has_weights() const;    // any weight other than 1
+};
+
+struct PromptOptions {
+  PromptWeighting weighting = PromptWeighting::None;
+  // false: long prompts become several chunks (A1111); true: cut after the first chunk (diffusers).
+  bool truncate = false;
+};
+
+// `none` keeps brackets as plain text (diffusers). `a1111` parses emphasis and BREAK. Without
+// truncation, a chunk that fills up breaks after its last comma when that comma is within the last
+// 20 tokens, as A1111 does.
+TokenizedPrompt tokenize_prompt(const ClipTokenizer& tokenizer, const std::string& prompt,
+                                const PromptOptions& options);
+
+// Appends chunks of the empty prompt until `prompt` has `count` chunks (A1111 pads the prompt and
+// the negative prompt to the same length this way).
+void pad_to_chunk_count(const ClipTokenizer& tokenizer, size_t count, TokenizedPrompt* prompt);
+
+}  // namespace sdtune::text

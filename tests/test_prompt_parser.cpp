@@ -1,0 +1,47 @@
+#include <gtest/gtest.h>
+
+#include "text/prompt_parser.h"
+
+using sdtune::text::parse_prompt_weights;
+
+namespace {
+
+// Expected values are the doctests of A1111's prompt_parser.parse_prompt_attention.
+std::vector<std::pair<std::string, double>> parse(const std::string& s) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& f : parse_prompt_weights(s)) out.emplace_back(f.is_break ? "BREAK" : f.text, f.weight);
+  return out;
+}
+
+void expect_parse(const std::string& prompt, const std::vector<std::pair<std::string, double>>& expected) {
+  const auto got = parse(prompt);
+  ASSERT_EQ(got.size(), expected.size()) << prompt;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].first, expected[i].first) << prompt;
+    EXPECT_NEAR(got[i].second, expected[i].second, 1e-12) << prompt << " fragment " << i;
+  }
+}
+
+TEST(PromptParser, A1111Doctests) {
+  expect_parse("normal text", {{"normal text", 1.0}});
+  expect_parse("an (important) word", {{"an ", 1.0}, {"important", 1.1}, {" word", 1.0}});
+  expect_parse("(unbalanced", {{"unbalanced", 1.1}});
+  expect_parse("\\(literal\\]", {{"(literal]", 1.0}});
+  expect_parse("(unnecessary)(parens)", {{"unnecessaryparens", 1.1}});
+  expect_parse("a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).",
+               {{"a ", 1.0}, {"house", 1.5730000000000004}, {" ", 1.1}, {"on", 1.0}, {" a ", 1.1},
+                {"hill", 0.55}, {", sun, ", 1.1}, {"sky", 1.4641000000000006}, {".", 1.1}});
+}
+
+TEST(PromptParser, WeightsEscapesAndBreak) {
+  expect_parse("(deformed, distorted, disfigured:1.3), poorly drawn",
+               {{"deformed, distorted, disfigured", 1.3}, {", poorly drawn", 1.0}});
+  expect_parse("[word]", {{"word", 1 / 1.1}});
+  expect_parse("a BREAK b", {{"a", 1.0}, {"BREAK", -1.0}, {"b", 1.0}});
+  expect_parse("BREAKFAST", {{"BREAKFAST", 1.0}});
+  expect_parse("\\(lora-misato-token\\)", {{"(lora-misato-token)", 1.0}});
+  expect_parse("x:1.2) y", {{"x:1.2) y", 1.0}});  // a weight without an open bracket is text
+  expect_parse("", {{"", 1.0}});
+}
+
+}  // namespace

@@ -1,0 +1,42 @@
+// Helpers shared by the tests.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace sdtune::test {
+
+inline std::string data_path(const std::string& relative) { return std::string(SDTUNE_TEST_DATA) + "/" + relative; }
+
+// A fresh empty folder under the system temp dir, removed by the destructor.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    path = std::filesystem::temp_directory_path() /
+           ("sdtune-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+// Rows of an int64 [rows, cols] tensor read without LibTorch.
+inline std::vector<std::vector<int64_t>> read_int64_rows(const std::string& path, const std::string& name) {
+  io::SafetensorsFile file(path);
+  const auto& e = file.at(name);
+  const int64_t cols = e.shape.back();
+  std::vector<std::vector<int64_t>> rows(size_t(e.numel() / cols), std::vector<int64_t>(size_t(cols)));
+  for (size_t r = 0; r < rows.size(); ++r) std::memcpy(rows[r].data(), file.data(e) + r * cols * 8, size_t(cols) * 8);
+  return rows;
+}
+
+}  // namespace sdtune::test
