@@ -1,1 +1,124 @@
+// End-to-end checks of the sdtune binary: exit codes, messages and outputs.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+using sdtune::test::data_path;
+
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  const std::string command = std::string(SDTUNE_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
+}
+
+TEST(Cli, HelpListsSubcommandsAndFlags) {
+  const auto top = run("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* sub : {"tokenize", "encode-prompt", "inspect"}) EXPECT_NE(top.output.find(sub), std::string::npos) << sub;
+  const auto tokenize = run("tokenize --help");
+  EXPECT_EQ(tokenize.exit_code, 0);
+  for (const char* flag : {"--model", "--prompt", "--prompt_weighting", "--truncate_prompts", "--clip_skip", "--json", "--revision", "--variant"})
+    EXPECT_NE(tokenize.output.find(flag), std::string::npos) << flag;
+}
+
+TEST(Cli, TokenizeJsonGivesTheTextEncoderIds) {
+  const auto r = run("tokenize --model " + data_path("tiny-sd2/pipeline") + " --json --prompt 'photo of (lora-misato-token), smiling'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = sdtune::io::parse_json_text(r.output, "stdout");
+  const auto expected = sdtune::test::read_int64_rows(data_path("tiny-sd2/ref/tokenizer_ids.safetensors"), "input_ids");
+  EXPECT_EQ(j["input_ids"].get<std::vector<int64_t>>(), expected[0]);
+  EXPECT_EQ(j["tokens"].size(), 77u);
+  EXPECT_EQ(j["tokens"][3], "(</w>");  // the trigger token's bracket survives as text
+  EXPECT_EQ(j["weights"][3], 1.0);
+}
+
+TEST(Cli, TokenizeA1111ShowsWeightsAndEscapingNote) {
+  const auto r = run("tokenize --model " + data_path("tiny-sd1/pipeline") + " --prompt_weighting a1111 --prompt '(castle:1.3)'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1.300"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\\("), std::string::npos) << r.output;
+}
+
+TEST(Cli, TruncationIsReported) {
+  std::string prompt;
+  for (int i = 0; i < 40; ++i) prompt += "castle hill ";
+  const auto r = run("tokenize --model " + data_path("tiny-sd1/pipeline") + " --truncate_prompts --prompt '" + prompt + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("was cut"), std::string::npos) << r.output;
+}
+
+TEST(Cli, EncodePromptWritesPromptEmbeds) {
+  sdtune::test::TempDir dir;
+  const std::string out = dir.file("e.safetensors");
+  const auto r = run("encode-prompt --model " + data_path("tiny-sd1/pipeline") + " --prompt 'blurry, low quality' --output " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  sdtune::io::SafetensorsFile file(out);
+  const auto& e = file.at("prompt_embeds");
+  EXPECT_EQ(e.shape, (std::vector<int64_t>{1, 77, 32}));
+  // Row 5 of the reference is this prompt.
+  sdtune::io::SafetensorsFile ref(data_path("tiny-sd1/ref/text_encoder.safetensors"));
+  const auto& expected = ref.at("last_hidden_state");
+  const float* got = reinterpret_cast<const float*>(file.data(e));
+  const float* want = reinterpret_cast<const float*>(ref.data(expected)) + 5 * 77 * 32;
+  double diff = 0, norm = 0;
+  for (int i = 0; i < 77 * 32; ++i) diff += (got[i] - want[i]) * (got[i] - want[i]), norm += want[i] * want[i];
+  EXPECT_LT(std::sqrt(diff / norm), 1e-5);
+}
+
+struct BadInput {
+  const char* name;
+  std::string args;
+  const char* expected;
+};
+
+void PrintTo(const BadInput& c, std::ostream* os) { *os << c.name; }
+
+class CliBadInput : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(CliBadInput, FailsWithOneClearMessage) {
+  const auto r = run(GetParam().args);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(r.exit_code, 128) << "crashed: " << r.output;
+  EXPECT_NE(r.output.find(GetParam().expected), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CliBadInput,
+    ::testing::Values(
+        BadInput{"unknown_weighting", "tokenize --model " + data_path("tiny-sd1/pipeline") + " --prompt x --prompt_weighting fancy", "--prompt_weighting"},
+        BadInput{"negative_clip_skip", "encode-prompt --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/x.safetensors --clip_skip -1", "--clip_skip"},
+        BadInput{"clip_skip_too_deep", "encode-prompt --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.safetensors --clip_skip 3", "--clip_skip"},
+        BadInput{"missing_model", "tokenize --model no-org/no-model --prompt x", "not in the Hugging Face cache"},
+        BadInput{"unknown_subcommand", "paint --prompt x", "unknown subcommand \"paint\""},
+        BadInput{"hostile_file", "inspect " + data_path("tiny-sd1/tokenizer_does_not_exist.safetensors"), "cannot open"},
+        BadInput{"not_safetensors", "inspect " + data_path("tiny-sd1/pipeline/tokenizer/vocab.json"), "vocab.json"},
+        BadInput{"invalid_utf8", "tokenize --model " + data_path("tiny-sd1/pipeline") + " --prompt \"$(printf '\\377')\"", "UTF-8"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Cli, InspectListsTensorsAndMetadata) {
+  const auto r = run("inspect " + data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.alpha  F32 []"),
+            std::string::npos) << r.output;
+}
+
+}  // namespace
