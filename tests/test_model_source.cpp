@@ -137,3 +137,25 @@ TEST(JsonFile, AcceptsPythonInfinityAndNaN) {
 }
 
 }  // namespace
+
+#include "io/adapter_config.h"
+
+namespace {
+
+TEST(AdapterConfig, ReadsPeftFields) {
+  TempDir dir;
+  EXPECT_FALSE(sdtune::io::read_adapter_config(dir.path.string()).has_value());
+  std::ofstream(dir.file("adapter_config.json"))
+      << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["to_k", "to_q"],
+            "rank_pattern": {"to_v": 2}, "alpha_pattern": {}, "use_rslora": false, "lora_dropout": 0.0})";
+  const auto c = sdtune::io::read_adapter_config(dir.path.string());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->rank, 4);
+  EXPECT_EQ(c->lora_alpha, 8);
+  EXPECT_EQ(c->target_modules, (std::vector<std::string>{"to_k", "to_q"}));
+  EXPECT_EQ(c->rank_pattern.at("to_v"), 2);
+  std::ofstream(dir.file("adapter_config.json"), std::ios::trunc) << R"({"peft_type": "LORA", "r": "four"})";
+  EXPECT_NE(error_of([&] { sdtune::io::read_adapter_config(dir.path.string()); }).find("adapter_config.json"), std::string::npos);
+}
+
+}  // namespace
