@@ -8,7 +8,7 @@
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
 #include "pipeline/prompt_encoder.h"
-#include "pipeline/text_components.h"
+#include "pipeline/components.h"
 
 namespace sdtune::cli {
 

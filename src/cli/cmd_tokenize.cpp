@@ -6,7 +6,7 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "io/model_folder.h"
-#include "pipeline/text_components.h"
+#include "pipeline/components.h"
 
 namespace sdtune::cli {
 

@@ -1,4 +1,4 @@
-// The text side of a pipeline folder: tokenizer + CLIP text encoder, loaded from their configs.
+// Loading the components of a diffusers pipeline folder, each built from its own config.
 #pragma once
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
@@ -7,6 +7,8 @@
 #include <string>
 
 #include "models/clip_text.h"
+#include "models/unet/unet_2d_condition.h"
+#include "models/vae/autoencoder_kl.h"
 #include "text/clip_tokenizer.h"
 
 namespace sdtune::io {
@@ -29,5 +31,7 @@ struct TextComponents {
 std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFolder& folder);
 models::ClipTextModel load_text_encoder(const io::ModelFolder& folder, const LoadOptions& options);
 TextComponents load_text_components(const io::ModelFolder& folder, const LoadOptions& options);
+models::UNet2DCondition load_unet(const io::ModelFolder& folder, const LoadOptions& options);
+models::AutoencoderKL load_vae(const io::ModelFolder& folder, const LoadOptions& options);
 
 }  // namespace sdtune::pipeline

@@ -1,0 +1,102 @@
+#include "models/unet/unet_config.h"
+
+#include "core/error.h"
+#include "io/json_file.h"
+
+namespace sdtune::models {
+
+namespace {
+
+// An int-or-list config value expanded to `count` entries (diffusers accepts both forms).
+template <typename T>
+std::vector<T> per_block(const nlohmann::json& j, const std::string& key, const T& fallback, size_t count,
+                         const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::vector<T>(count, fallback);
+  if (it->is_array()) {
+    auto values = io::config_value<std::vector<T>>(j, key, {}, where);
+    if (values.size() != count)
+      throw Error(where, "config key \"" + key + "\" has " + std::to_string(values.size()) + " entries for " +
+                             std::to_string(count) + " blocks");
+    return values;
+  }
+  return std::vector<T>(count, io::config_value<T>(j, key, fallback, where));
+}
+
+void require_default(const nlohmann::json& j, const std::string& key, const nlohmann::json& expected, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null() || *it == expected) return;
+  throw Error(where, "unsupported UNet config " + key + "=" + it->dump() + " (sdtune supports SD 1.x/2.x UNets)");
+}
+
+}  // namespace
+
+UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& where) {
+  UNetConfig c;
+  c.in_channels = io::config_value<int64_t>(j, "in_channels", 4, where);
+  c.out_channels = io::config_value<int64_t>(j, "out_channels", 4, where);
+  c.sample_size = io::config_value<int64_t>(j, "sample_size", 64, where);
+  c.block_out_channels = io::config_value<std::vector<int64_t>>(j, "block_out_channels", {320, 640, 1280, 1280}, where);
+  c.down_block_types = io::config_value<std::vector<std::string>>(
+      j, "down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}, where);
+  c.up_block_types = io::config_value<std::vector<std::string>>(
+      j, "up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"}, where);
+  const size_t blocks = c.block_out_channels.size();
+  if (blocks == 0 || c.down_block_types.size() != blocks || c.up_block_types.size() != blocks)
+    throw Error(where, "block_out_channels, down_block_types and up_block_types must have the same, non-zero length");
+  for (const auto& t : c.down_block_types)
+    if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D") throw Error(where, "unsupported down block type \"" + t + "\"");
+  for (const auto& t : c.up_block_types)
+    if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D") throw Error(where, "unsupported up block type \"" + t + "\"");
+  const std::string mid = io::config_value<std::string>(j, "mid_block_type", "UNetMidBlock2DCrossAttn", where);
+  if (mid != "UNetMidBlock2DCrossAttn") throw Error(where, "unsupported mid_block_type \"" + mid + "\"");
+
+  c.layers_per_block = per_block<int64_t>(j, "layers_per_block", 2, blocks, where);
+  // diffusers: num_attention_heads = num_attention_heads or attention_head_dim.
+  const bool explicit_heads = j.contains("num_attention_heads") && !j["num_attention_heads"].is_null();
+  c.heads = per_block<int64_t>(j, explicit_heads ? "num_attention_heads" : "attention_head_dim", 8, blocks, where);
+  c.cross_attention_dim = per_block<int64_t>(j, "cross_attention_dim", 1280, blocks, where);
+  c.transformer_layers_per_block = per_block<int64_t>(j, "transformer_layers_per_block", 1, blocks, where);
+  c.only_cross_attention = per_block<bool>(j, "only_cross_attention", false, blocks, where);
+  if (j.contains("reverse_transformer_layers_per_block") && !j["reverse_transformer_layers_per_block"].is_null())
+    c.reverse_transformer_layers = per_block<int64_t>(j, "reverse_transformer_layers_per_block", 1, blocks, where);
+  else
+    c.reverse_transformer_layers.assign(c.transformer_layers_per_block.rbegin(), c.transformer_layers_per_block.rend());
+  c.use_linear_projection = io::config_value<bool>(j, "use_linear_projection", false, where);
+  c.upcast_attention = io::config_value<bool>(j, "upcast_attention", false, where);
+  c.flip_sin_to_cos = io::config_value<bool>(j, "flip_sin_to_cos", true, where);
+  c.freq_shift = io::config_value<double>(j, "freq_shift", 0, where);
+  c.norm_num_groups = io::config_value<int64_t>(j, "norm_num_groups", 32, where);
+  c.norm_eps = io::config_value<double>(j, "norm_eps", 1e-5, where);
+  c.conv_in_kernel = io::config_value<int64_t>(j, "conv_in_kernel", 3, where);
+  c.conv_out_kernel = io::config_value<int64_t>(j, "conv_out_kernel", 3, where);
+  c.downsample_padding = io::config_value<int64_t>(j, "downsample_padding", 1, where);
+  c.mid_block_scale_factor = io::config_value<double>(j, "mid_block_scale_factor", 1, where);
+  c.center_input_sample = io::config_value<bool>(j, "center_input_sample", false, where);
+  c.time_embedding_dim = io::config_value<int64_t>(j, "time_embedding_dim", c.block_out_channels[0] * 4, where);
+
+  for (size_t i = 0; i < blocks; ++i) {
+    if (c.block_out_channels[i] <= 0 || c.heads[i] <= 0 || c.block_out_channels[i] % c.heads[i] != 0 ||
+        c.block_out_channels[i] % c.norm_num_groups != 0)
+      throw Error(where, "block " + std::to_string(i) + ": " + std::to_string(c.block_out_channels[i]) +
+                             " channels do not divide into the attention heads or norm groups");
+    if (c.layers_per_block[i] <= 0 || c.transformer_layers_per_block[i] <= 0)
+      throw Error(where, "layers_per_block and transformer_layers_per_block must be positive");
+  }
+  require_default(j, "act_fn", "silu", where);
+  require_default(j, "resnet_time_scale_shift", "default", where);
+  require_default(j, "time_embedding_type", "positional", where);
+  require_default(j, "class_embed_type", nullptr, where);
+  require_default(j, "addition_embed_type", nullptr, where);
+  require_default(j, "encoder_hid_dim", nullptr, where);
+  require_default(j, "time_cond_proj_dim", nullptr, where);
+  require_default(j, "num_class_embeds", nullptr, where);
+  require_default(j, "dual_cross_attention", false, where);
+  require_default(j, "resnet_skip_time_act", false, where);
+  require_default(j, "resnet_out_scale_factor", 1.0, where);
+  require_default(j, "timestep_post_act", nullptr, where);
+  require_default(j, "attention_type", "default", where);
+  return c;
+}
+
+}  // namespace sdtune::models
