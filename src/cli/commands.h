@@ -7,5 +7,6 @@ namespace sdtune::cli {
 void add_tokenize_command(CLI::App& app);
 void add_encode_prompt_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_dev_command(CLI::App& app);
 
 }  // namespace sdtune::cli
