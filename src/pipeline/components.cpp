@@ -46,3 +46,16 @@ TextComponents load_text_components(const io::ModelFolder& folder, const LoadOpt
 }
 
 }  // namespace sdtune::pipeline
+
+namespace sdtune::pipeline {
+
+StableDiffusion load_stable_diffusion(const io::ModelFolder& folder, const LoadOptions& options) {
+  StableDiffusion model;
+  model.tokenizer = load_tokenizer(folder);
+  model.text_encoder = load_text_encoder(folder, options);
+  model.unet = load_unet(folder, options);
+  model.vae = load_vae(folder, options);
+  return model;
+}
+
+}  // namespace sdtune::pipeline

@@ -9,6 +9,7 @@
 #include "models/clip_text.h"
 #include "models/unet/unet_2d_condition.h"
 #include "models/vae/autoencoder_kl.h"
+#include "pipeline/text_to_image.h"
 #include "text/clip_tokenizer.h"
 
 namespace sdtune::io {
@@ -33,5 +34,7 @@ models::ClipTextModel load_text_encoder(const io::ModelFolder& folder, const Loa
 TextComponents load_text_components(const io::ModelFolder& folder, const LoadOptions& options);
 models::UNet2DCondition load_unet(const io::ModelFolder& folder, const LoadOptions& options);
 models::AutoencoderKL load_vae(const io::ModelFolder& folder, const LoadOptions& options);
+// Every component generation needs (tokenizer, text encoder, UNet, VAE).
+StableDiffusion load_stable_diffusion(const io::ModelFolder& folder, const LoadOptions& options);
 
 }  // namespace sdtune::pipeline

@@ -1,0 +1,32 @@
+// A tqdm-style progress line on stderr, as diffusers and accelerate print it:
+//   Steps:  10%|##        | 103/1000 [05:03<44:00, 2.94s/it, lr=0.0001, step_loss=0.227]
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace sdtune {
+
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, int64_t total, bool enabled = true);
+  // Marks `done` units complete; `postfix` is appended inside the brackets (e.g. "lr=1e-4").
+  void update(int64_t done, const std::string& postfix = "");
+  // Ends the line.
+  void finish();
+  double elapsed_seconds() const;
+
+  // "mm:ss" or "h:mm:ss".
+  static std::string format_duration(double seconds);
+  // The line itself (without carriage return), for tests.
+  std::string render(int64_t done, double elapsed, const std::string& postfix) const;
+
+ private:
+  std::string label_;
+  int64_t total_;
+  bool enabled_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace sdtune
