@@ -122,3 +122,66 @@ TEST(Cli, InspectListsTensorsAndMetadata) {
 }
 
 }  // namespace
+
+#include "io/png.h"
+
+namespace {
+
+// The README's generate example on the tiny SD2 model: same seed, same picture as diffusers.
+TEST(CliGenerate, SeededEulerAncestralImageEqualsDiffusers) {
+  sdtune::test::TempDir dir;
+  const std::string out = dir.file("out.png");
+  const auto r = run("generate --model " + data_path("tiny-sd2/pipeline") +
+                     " --scheduler euler_a --prompt 'photo of (lora-misato-token), smiling' --negative_prompt 'blurry, low quality'"
+                     " --num_inference_steps 10 --guidance_scale 6 --width 24 --height 32 --seed 1234 --output " + out +
+                     " --save_latents " + dir.file("latents.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Sampling: 100%"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("peak memory"), std::string::npos) << r.output;
+  const auto image = sdtune::io::read_png(out);
+  ASSERT_EQ(image.width, 24);
+  ASSERT_EQ(image.height, 32);
+  sdtune::io::SafetensorsFile ref(data_path("tiny-sd2/ref/pipeline_euler_a.safetensors"));
+  const float* expected = reinterpret_cast<const float*>(ref.data(ref.at("image_seed")));  // [1, 3, 32, 24]
+  int worst = 0;
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 24; ++x) {
+        const int ours = image.pixels[size_t((y * 24 + x) * 3 + c)];
+        worst = std::max(worst, int(std::ceil(std::fabs(ours - expected[(c * 32 + y) * 24 + x] * 255.0f))));
+      }
+  EXPECT_LE(worst, 2);
+  const auto text = sdtune::io::read_png_text(out);
+  EXPECT_NE(text.at("parameters").find("Steps: 10, Sampler: Euler a, CFG scale: 6, Seed: 1234, Size: 24x32"), std::string::npos)
+      << text.at("parameters");
+  const auto info = run("info " + out);
+  EXPECT_EQ(info.exit_code, 0);
+  EXPECT_NE(info.output.find("Negative prompt: blurry, low quality"), std::string::npos) << info.output;
+  sdtune::io::SafetensorsFile latents(dir.file("latents.safetensors"));
+  EXPECT_EQ(latents.at("latents").shape, (std::vector<int64_t>{1, 4, 8, 6}));
+}
+
+TEST(CliGenerate, SeveralImagesAreNumberedAndNeverOverwritten) {
+  sdtune::test::TempDir dir;
+  const std::string base = "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt castle --num_inference_steps 2 --num_images 2 --output " + dir.file("img.png");
+  ASSERT_EQ(run(base).exit_code, 0);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("img-1.png")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("img-2.png")));
+  const auto again = run(base);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("already exists"), std::string::npos) << again.output;
+  EXPECT_EQ(run(base + " --overwrite").exit_code, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Generate, CliBadInput,
+    ::testing::Values(
+        BadInput{"bad_width", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --width 30 --output /tmp/sdtune-never.png", "--width"},
+        BadInput{"fp16_on_cpu", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --dtype fp16 --output /tmp/sdtune-never.png", "fp16"},
+        BadInput{"unknown_scheduler", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --scheduler ddpm --output /tmp/sdtune-never.png", "--scheduler"},
+        BadInput{"not_png", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.jpg", "must end in .png"},
+        BadInput{"init_latents_shape", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.png --init_latents " + data_path("tiny-sd2/ref/pipeline_ddim.safetensors"), "no tensor named \"latents\""},
+        BadInput{"info_not_png", "info " + data_path("tiny-sd1/pipeline/model_index.json"), "not a PNG"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace

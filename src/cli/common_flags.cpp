@@ -1,7 +1,10 @@
 #include "cli/common_flags.h"
 
+#include <torch/torch.h>
+
 #include <iostream>
 
+#include "core/error.h"
 #include "io/model_source.h"
 
 namespace sdtune::cli {
@@ -34,6 +37,29 @@ text::PromptOptions PromptFlags::options() const {
   text::PromptOptions options;
   options.weighting = text::parse_prompt_weighting(prompt_weighting, "--prompt_weighting");
   options.truncate = truncate_prompts;
+  return options;
+}
+
+void DeviceFlags::add_to(CLI::App* app) {
+  app->add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app->add_option("--dtype", dtype, "fp32, bf16 or fp16 (fp16 on CUDA only)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
+  app->add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 1024));
+}
+
+pipeline::LoadOptions DeviceFlags::load_options(const std::string& variant) const {
+  pipeline::LoadOptions options;
+  options.variant = variant;
+  if (device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw Error("--device", "CUDA is not available (this build of LibTorch has no CUDA, or no GPU is visible)");
+    options.device = c10::Device(c10::kCUDA);
+  }
+  if (dtype == "fp16" && device != "cuda")
+    throw Error("--dtype", "fp16 runs on CUDA only (LibTorch has no fp16 matrix products on CPU); use bf16 or fp32");
+  options.dtype = dtype == "fp16" ? at::kHalf : dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  if (threads > 0) torch::set_num_threads(threads);
   return options;
 }
 

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "pipeline/components.h"
 #include "text/prompt_chunks.h"
 
 namespace sdtune::cli {
@@ -21,6 +22,16 @@ struct PromptFlags {
   int clip_skip = 0;
   void add_to(CLI::App* app);
   text::PromptOptions options() const;
+};
+
+// --device, --dtype, --threads: where and in what precision the models run.
+struct DeviceFlags {
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int threads = 0;
+  void add_to(CLI::App* app);
+  // Checks the combination (fp16 needs CUDA; CUDA must be built in) and applies --threads.
+  pipeline::LoadOptions load_options(const std::string& variant) const;
 };
 
 // Tells the user what happened to a prompt: chunks used, text cut, emphasis syntax notes.

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"sdtune: fine-tune Stable Diffusion with LoRA and generate images, natively", "sdtune"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show help for every subcommand");
+  sdtune::cli::add_generate_command(app);
+  sdtune::cli::add_info_command(app);
   sdtune::cli::add_tokenize_command(app);
   sdtune::cli::add_encode_prompt_command(app);
   sdtune::cli::add_inspect_command(app);

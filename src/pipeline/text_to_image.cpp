@@ -91,6 +91,7 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
 
   const int64_t batch = r.batch_size > 0 ? std::min(r.batch_size, r.num_images) : r.num_images;
   const auto start = std::chrono::steady_clock::now();
+  if (on_step) on_step(0, scheduler.num_steps(), latents);
   for (int64_t i = 0; i < scheduler.num_steps(); ++i) {
     const at::Tensor t = scheduler.timesteps()[i].to(device);
     const at::Tensor model_input = scheduler.scale_model_input(latents, i).to(dtype);
@@ -112,7 +113,7 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
     }
     const at::Tensor noise_pred = predictions.size() == 1 ? predictions[0] : torch::cat(predictions);
     latents = scheduler.step(noise_pred.to(torch::kFloat), i, latents.to(torch::kFloat), generator);
-    if (on_step) on_step(i, scheduler.num_steps(), latents);
+    if (on_step) on_step(i + 1, scheduler.num_steps(), latents);
   }
   result.sampling_seconds = seconds_since(start);
   result.latents = latents;

@@ -52,8 +52,9 @@ struct GenerationResult {
   double sampling_seconds = 0, decode_seconds = 0;
 };
 
-// Called after every scheduler step with the step index and the latents.
-using StepCallback = std::function<void(int64_t step, int64_t total, const at::Tensor& latents)>;
+// Called with completed = 0 before the first scheduler step, then after every step with the number
+// of steps done and the latents.
+using StepCallback = std::function<void(int64_t completed, int64_t total, const at::Tensor& latents)>;
 
 // Checks sizes and counts, then runs. `scheduler` must be freshly configured for the model.
 GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& scheduler, const GenerationRequest& request,

@@ -1,0 +1,179 @@
+// sdtune generate: text-to-image, the same image as diffusers for the same seed.
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "cli/commands.h"
+#include "cli/common_flags.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "io/model_folder.h"
+#include "io/tensor_io.h"
+#include "pipeline/components.h"
+#include "pipeline/image_output.h"
+#include "pipeline/infotext.h"
+
+namespace fs = std::filesystem;
+
+namespace sdtune::cli {
+
+namespace {
+
+struct GenerateFlags {
+  ModelFlags model;
+  PromptFlags prompt;
+  DeviceFlags device;
+  std::string text, negative;
+  std::string scheduler;
+  bool karras = false;
+  double eta = 0.0;
+  int64_t steps = 50;
+  double guidance_scale = 7.5, guidance_rescale = 0.0;
+  int64_t width = 0, height = 0;
+  c10::optional<uint64_t> seed;
+  int64_t num_images = 1, batch_size = 0;
+  std::string output = "output.png";
+  bool overwrite = false;
+  std::string init_latents, save_latents;
+  bool vae_tiling = false;
+};
+
+// out.png for one image; out-1.png, out-2.png, ... for several.
+std::vector<std::string> output_paths(const std::string& output, int64_t count) {
+  if (count == 1) return {output};
+  const fs::path p(output);
+  std::vector<std::string> paths;
+  for (int64_t i = 1; i <= count; ++i)
+    paths.push_back((p.parent_path() / (p.stem().string() + "-" + std::to_string(i) + p.extension().string())).string());
+  return paths;
+}
+
+double peak_memory_gb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+std::string model_name(const std::string& spec) {
+  std::string name = fs::path(spec).filename().string();
+  if (name.empty()) name = fs::path(spec).parent_path().filename().string();
+  return name;
+}
+
+void run(const GenerateFlags& f) {
+  const auto paths = output_paths(f.output, f.num_images);
+  for (const auto& path : paths) {
+    if (fs::path(path).extension() != ".png") throw Error("--output", "must end in .png: " + path);
+    if (!f.overwrite && fs::exists(path)) throw Error(path, "already exists (use --overwrite to replace it)");
+  }
+  const uint64_t seed = f.seed ? *f.seed : std::random_device{}() % 4294967296ULL;
+  if (!f.seed) std::cerr << "seed: " << seed << "\n";
+
+  const auto load_start = std::chrono::steady_clock::now();
+  const io::ModelFolder folder(f.model.resolve());
+  const auto load = f.device.load_options(f.model.variant);
+  auto model = pipeline::load_stable_diffusion(folder, load);
+  schedulers::SchedulerOptions scheduler_options;
+  if (f.karras) scheduler_options.use_karras_sigmas = true;
+  scheduler_options.eta = f.eta;
+  auto scheduler = schedulers::make_scheduler(f.scheduler, folder.component_config("scheduler"), scheduler_options,
+                                              folder.component_config_path("scheduler"));
+  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+
+  pipeline::GenerationRequest request;
+  request.prompt = f.text;
+  request.negative_prompt = f.negative;
+  request.prompt_options = f.prompt.options();
+  request.clip_skip = f.prompt.clip_skip;
+  request.steps = f.steps;
+  request.guidance_scale = f.guidance_scale;
+  request.guidance_rescale = f.guidance_rescale;
+  request.width = f.width;
+  request.height = f.height;
+  request.num_images = f.num_images;
+  request.batch_size = f.batch_size;
+  request.seed = seed;
+  request.vae_tiling = f.vae_tiling;
+  if (!f.init_latents.empty()) request.init_latents = io::read_tensor(io::SafetensorsFile(f.init_latents), "latents", at::kFloat);
+
+  std::unique_ptr<ProgressBar> progress;
+  const auto result = pipeline::generate(model, *scheduler, request, [&](int64_t done, int64_t total, const at::Tensor&) {
+    if (!progress) progress = std::make_unique<ProgressBar>("Sampling", total);
+    progress->update(done);
+  });
+  if (progress) progress->finish();
+  report_prompt("the prompt", f.text, result.prompt_tokens, f.prompt);
+  report_prompt("the negative prompt", f.negative, result.negative_tokens, f.prompt);
+
+  if (!f.save_latents.empty())
+    io::save_tensors(f.save_latents, {{"latents", result.latents.to(torch::kFloat).cpu()}}, {{"seed", std::to_string(seed)}});
+
+  pipeline::Infotext info;
+  info.prompt = f.text;
+  info.negative_prompt = f.negative;
+  info.steps = f.steps;
+  info.scheduler = scheduler->name();
+  info.karras = f.karras;
+  info.guidance_scale = f.guidance_scale;
+  info.guidance_rescale = f.guidance_rescale;
+  info.eta = scheduler->name() == "ddim" ? f.eta : 0.0;
+  info.seed = seed;
+  info.width = result.images.size(3);
+  info.height = result.images.size(2);
+  info.model = model_name(f.model.model);
+  info.clip_skip = f.prompt.clip_skip;
+  info.emphasis = request.prompt_options.weighting == text::PromptWeighting::A1111;
+  info.batch_size = f.num_images;
+  const auto images = pipeline::to_rgb8(result.images);
+  for (size_t i = 0; i < images.size(); ++i) {
+    info.batch_pos = int64_t(i);
+    io::write_png(paths[i], images[i], {{"parameters", info.format()}});
+    std::cout << "wrote " << paths[i] << "\n";
+  }
+  const double per_step = result.sampling_seconds / double(scheduler->num_steps());
+  std::fprintf(stderr, "load %.1fs, sampling %.1fs (%.2fs/step), decode %.1fs, peak memory %.2f GB\n", load_seconds,
+               result.sampling_seconds, per_step, result.decode_seconds, peak_memory_gb());
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  CLI::App* sub = app.add_subcommand("generate", "text-to-image: generate PNG images from a prompt");
+  f->model.add_to(sub);
+  sub->add_option("--prompt", f->text, "prompt text")->required();
+  sub->add_option("--negative_prompt", f->negative, "what to steer away from (empty: unconditional)");
+  std::string names;
+  for (const auto& n : schedulers::scheduler_names()) names += (names.empty() ? "" : "|") + n;
+  sub->add_option("--scheduler", f->scheduler, "sampler: " + names + " (default: the model's scheduler)")
+      ->check(CLI::IsMember(schedulers::scheduler_names()));
+  sub->add_flag("--karras", f->karras, "Karras sigma schedule (use_karras_sigmas) for euler, lms, heun, dpmpp_2m, unipc");
+  sub->add_option("--eta", f->eta, "DDIM eta (0 = deterministic)")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  sub->add_option("--num_inference_steps", f->steps, "denoising steps")->check(CLI::Range(1, 1000))->capture_default_str();
+  sub->add_option("--guidance_scale", f->guidance_scale, "classifier-free guidance scale (<= 1 disables it)")->capture_default_str();
+  sub->add_option("--guidance_rescale", f->guidance_rescale, "rescale guided noise (Lin et al. 2023), 0..1")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--width", f->width, "image width (default: the model's sample size)");
+  sub->add_option("--height", f->height, "image height (default: the model's sample size)");
+  sub->add_option("--seed", f->seed, "random seed (default: a random one, printed and stored in the PNG)");
+  sub->add_option("--num_images", f->num_images, "images per prompt (one batched draw, as diffusers' num_images_per_prompt)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub->add_option("--batch_size", f->batch_size, "at most this many images through the UNet at once (default: all)")
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--output", f->output, "output PNG; several images become NAME-1.png, NAME-2.png, ...")->capture_default_str();
+  sub->add_flag("--overwrite", f->overwrite, "replace existing output files");
+  sub->add_option("--init_latents", f->init_latents, "safetensors file with tensor \"latents\" (unit variance) to start from");
+  sub->add_option("--save_latents", f->save_latents, "write the final latents (before VAE decode) as tensor \"latents\"");
+  sub->add_flag("--vae_tiling", f->vae_tiling, "decode large images tile by tile to bound memory");
+  f->prompt.add_to(sub);
+  f->device.add_to(sub);
+  sub->callback([f] { run(*f); });
+}
+
+}  // namespace sdtune::cli
