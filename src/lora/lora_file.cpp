@@ -1,0 +1,158 @@
+#include "lora/lora_file.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "core/error.h"
+#include "io/adapter_config.h"
+#include "io/model_source.h"
+#include "io/tensor_io.h"
+
+namespace fs = std::filesystem;
+
+namespace sdtune::lora {
+
+namespace {
+
+enum class Role { Down, Up, Alpha };
+
+struct ParsedKey {
+  std::string format;
+  Component component;
+  std::string module;
+  bool flat;
+  Role role;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool strip_prefix(std::string* s, const std::string& prefix) {
+  if (s->rfind(prefix, 0) != 0) return false;
+  s->erase(0, prefix.size());
+  return true;
+}
+
+// Splits "<component prefix><module>" into component and module path.
+Component component_of(std::string* module) {
+  strip_prefix(module, "base_model.model.");
+  if (strip_prefix(module, "text_encoder.")) {
+    strip_prefix(module, "text_model.");
+    return Component::TextEncoder;
+  }
+  strip_prefix(module, "unet.");
+  if (strip_prefix(module, "text_model.")) return Component::TextEncoder;
+  return Component::UNet;
+}
+
+c10::optional<ParsedKey> parse_key(const std::string& key) {
+  static const std::vector<std::pair<std::string, Role>> kohya_suffixes = {
+      {".lora_down.weight", Role::Down}, {".lora_up.weight", Role::Up}, {".alpha", Role::Alpha}};
+  for (const auto& [prefix, component] : {std::pair<std::string, Component>{"lora_unet_", Component::UNet}, {"lora_te_", Component::TextEncoder}}) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    for (const auto& [suffix, role] : kohya_suffixes)
+      if (ends_with(key, suffix)) {
+        std::string flat = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+        if (component == Component::TextEncoder) strip_prefix(&flat, "text_model_");
+        return ParsedKey{"kohya", component, flat, true, role};
+      }
+  }
+  static const std::vector<std::tuple<std::string, Role, std::string>> dotted_suffixes = {
+      {".lora.down.weight", Role::Down, "diffusers"},  {".lora.up.weight", Role::Up, "diffusers"},
+      {".lora_A.weight", Role::Down, "peft"},          {".lora_B.weight", Role::Up, "peft"},
+      {".lora_A.default.weight", Role::Down, "peft"},  {".lora_B.default.weight", Role::Up, "peft"},
+      {".alpha", Role::Alpha, "diffusers"}};
+  for (const auto& [suffix, role, format] : dotted_suffixes) {
+    if (!ends_with(key, suffix)) continue;
+    std::string module = key.substr(0, key.size() - suffix.size());
+    // Old attention-processor keys: <attn>.processor.to_q_lora.down.weight -> <attn>.to_q
+    static const std::regex old_processor(R"(^(.*)\.processor\.(to_q|to_k|to_v|to_out)_lora$)");
+    std::smatch m;
+    std::string fmt = format;
+    if (std::regex_match(module, m, old_processor)) {
+      module = m[1].str() + "." + m[2].str() + (m[2].str() == "to_out" ? ".0" : "");
+      fmt = "diffusers-old";
+    }
+    const Component component = component_of(&module);
+    return ParsedKey{fmt, component, module, false, role};
+  }
+  return c10::nullopt;
+}
+
+}  // namespace
+
+std::string resolve_lora_path(const std::string& spec) {
+  std::error_code ec;
+  if (fs::is_regular_file(spec, ec)) {
+    if (io::is_pickle_file(spec)) throw Error(spec, io::pickle_refusal(spec));
+    return spec;
+  }
+  const std::string dir = fs::is_directory(spec, ec) ? spec : io::resolve_model_dir(spec);
+  const fs::path standard = fs::path(dir) / "pytorch_lora_weights.safetensors";
+  if (fs::is_regular_file(standard, ec)) return standard.string();
+  std::vector<std::string> candidates;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().extension() == ".safetensors") candidates.push_back(entry.path().string());
+  if (candidates.size() == 1) return candidates[0];
+  throw Error(dir, candidates.empty() ? "holds no LoRA .safetensors file"
+                                      : "holds several .safetensors files; name the LoRA file itself");
+}
+
+LoraFile read_lora(const std::string& spec) {
+  LoraFile lora;
+  lora.path = resolve_lora_path(spec);
+  const io::SafetensorsFile file(lora.path);
+  lora.metadata = file.metadata();
+  std::map<std::pair<int, std::string>, LoraModule> by_module;
+  for (const auto& entry : file.tensors()) {
+    const auto parsed = parse_key(entry.name);
+    if (!parsed) throw Error(lora.path, "tensor \"" + entry.name + "\" is not a LoRA key of any known format (diffusers, PEFT, kohya)");
+    if (lora.format.empty() || lora.format == "diffusers") lora.format = parsed->format;
+    LoraModule& m = by_module[{int(parsed->component), parsed->module}];
+    m.component = parsed->component;
+    m.module = parsed->module;
+    m.flat = parsed->flat;
+    m.key_prefix = entry.name.substr(0, entry.name.rfind(parsed->role == Role::Alpha ? ".alpha" : parsed->flat ? ".lora_" : ".lora"));
+    at::Tensor t = io::read_tensor(file, entry);
+    if (parsed->role == Role::Alpha) {
+      if (t.numel() != 1) throw Error(lora.path, "tensor \"" + entry.name + "\": alpha must be a single number");
+      m.alpha = t.to(torch::kDouble).item<double>();
+    } else {
+      (parsed->role == Role::Down ? m.down : m.up) = t.to(torch::kFloat);
+    }
+  }
+  // PEFT's adapter_config.json beside the weights: lora_alpha, rank/alpha patterns.
+  const auto adapter = io::read_adapter_config(fs::path(lora.path).parent_path().string());
+  for (auto& [key, m] : by_module) {
+    if (!m.down.defined() || !m.up.defined())
+      throw Error(lora.path, "module \"" + m.key_prefix + "\" has " + (m.down.defined() ? "no up" : "no down") + " matrix");
+    const bool conv = m.down.dim() == 4;
+    if ((m.down.dim() != 2 && !conv) || m.up.dim() != m.down.dim() || m.up.size(1) != m.down.size(0) ||
+        (conv && (m.up.size(2) != 1 || m.up.size(3) != 1)))
+      throw Error(lora.path, "module \"" + m.key_prefix + "\": down " + std::to_string(m.down.dim()) + "-D and up matrices do not fit together");
+    if (!m.alpha && adapter) {
+      m.alpha = adapter->lora_alpha;
+      for (const auto& [pattern, alpha] : adapter->alpha_pattern)
+        if (ends_with(m.module, pattern)) m.alpha = alpha;
+    }
+    lora.modules.push_back(m);
+  }
+  if (lora.modules.empty()) throw Error(lora.path, "holds no LoRA weights");
+  return lora;
+}
+
+std::pair<std::string, double> parse_lora_flag(const std::string& value) {
+  const size_t colon = value.rfind(':');
+  if (colon != std::string::npos && colon + 1 < value.size()) {
+    char* end = nullptr;
+    const std::string number = value.substr(colon + 1);
+    const double weight = std::strtod(number.c_str(), &end);
+    if (end == number.c_str() + number.size()) return {value.substr(0, colon), weight};
+  }
+  return {value, 1.0};
+}
+
+}  // namespace sdtune::lora

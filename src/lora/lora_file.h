@@ -1,0 +1,49 @@
+// LoRA weight files in the formats people share, read into one form: per target module a down
+// (A) and an up (B) matrix and an optional alpha. Formats:
+//   diffusers  unet.<module>.lora.down.weight / .lora.up.weight (also text_encoder.<module>...)
+//   peft       [unet.|text_encoder.|base_model.model.]<module>.lora_A[.default].weight / lora_B
+//   old        <module without .to_x>.processor.to_q_lora.down.weight (diffusers attention processors)
+//   kohya      lora_unet_<module with _>.lora_down.weight / .lora_up.weight / .alpha, lora_te_...
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sdtune::lora {
+
+enum class Component { UNet, TextEncoder };
+
+struct LoraModule {
+  Component component;
+  // Dotted module path inside the component (diffusers names, e.g. down_blocks.0...attn1.to_q;
+  // text encoder without the "text_model." prefix). For kohya files it is the flattened name
+  // (dots as underscores), resolved against the model when applied (see `flat`).
+  std::string module;
+  bool flat = false;
+  std::string key_prefix;  // the file's key stem for this module, for error messages
+  at::Tensor down;         // [rank, in] or [rank, in, kh, kw]
+  at::Tensor up;           // [out, rank] or [out, rank, 1, 1]
+  c10::optional<double> alpha;
+  int64_t rank() const { return down.size(0); }
+};
+
+struct LoraFile {
+  std::string path;
+  std::string format;  // "diffusers", "peft", "diffusers-old", "kohya"
+  std::vector<LoraModule> modules;
+  std::map<std::string, std::string> metadata;
+};
+
+// A LoRA given on the command line: a .safetensors file, a folder holding
+// pytorch_lora_weights.safetensors (or one .safetensors file), or a Hub id in the local cache.
+// A PEFT adapter_config.json next to the weights supplies alpha (and per-module overrides).
+std::string resolve_lora_path(const std::string& spec);
+LoraFile read_lora(const std::string& spec);
+
+// "path[:weight]" -> (path, weight); weight 1 when absent. Errors name the flag.
+std::pair<std::string, double> parse_lora_flag(const std::string& value);
+
+}  // namespace sdtune::lora

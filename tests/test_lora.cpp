@@ -1,0 +1,169 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "core/error.h"
+#include "io/json_file.h"
+#include "io/model_folder.h"
+#include "io/tensor_io.h"
+#include "lora/lora_file.h"
+#include "lora/lora_merge.h"
+#include "pipeline/components.h"
+#include "test_util.h"
+#include "torch_test_util.h"
+
+using sdtune::test::data_path;
+using sdtune::test::relative_error;
+
+namespace {
+
+class LoraFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    folder_ = std::make_unique<sdtune::io::ModelFolder>(data_path(GetParam() + "/pipeline"));
+    model_ = sdtune::pipeline::load_stable_diffusion(*folder_, {});
+    unet_ref_ = sdtune::io::read_all_tensors(data_path(GetParam() + "/ref/unet.safetensors"));
+    lora_ref_ = sdtune::io::read_all_tensors(data_path(GetParam() + "/ref/lora_unet.safetensors"));
+  }
+  torch::Tensor unet_out(const std::string& suffix = "") {
+    torch::NoGradGuard no_grad;
+    return model_.unet->forward(unet_ref_.at("sample" + suffix), unet_ref_.at("timestep" + suffix),
+                                unet_ref_.at("encoder_hidden_states" + suffix));
+  }
+  std::string file(const std::string& name) const { return data_path(GetParam() + "/" + name); }
+
+  std::unique_ptr<sdtune::io::ModelFolder> folder_;
+  sdtune::pipeline::StableDiffusion model_;
+  sdtune::io::TensorMap unet_ref_, lora_ref_;
+};
+
+TEST_P(LoraFixture, DiffusersFileEqualsLoadLoraWeights) {
+  sdtune::lora::LoraMerger merger(*model_.unet, *model_.text_encoder);
+  const auto lora = sdtune::lora::read_lora(file("lora"));  // the folder: pytorch_lora_weights.safetensors
+  EXPECT_EQ(lora.format, "diffusers");
+  const auto report = merger.merge(lora, 1.0);
+  EXPECT_EQ(report.unet_modules, GetParam() == "tiny-sd2" ? 32 : 48);
+  EXPECT_LT(relative_error(unet_out(), lora_ref_.at("out")), 1e-4);
+  EXPECT_LT(relative_error(unet_out("_b"), lora_ref_.at("out_b")), 1e-4);
+}
+
+TEST_P(LoraFixture, WeightsScaleTheLoraAndUnmergeIsBitExact) {
+  const auto before = unet_out();
+  std::vector<torch::Tensor> originals;
+  for (const auto& p : model_.unet->parameters()) originals.push_back(p.clone());
+  sdtune::lora::LoraMerger merger(*model_.unet, *model_.text_encoder);
+  const auto lora = sdtune::lora::read_lora(file("lora/pytorch_lora_weights.safetensors"));
+  merger.merge(lora, 0.5);
+  EXPECT_LT(relative_error(unet_out(), lora_ref_.at("out_scale0.5")), 1e-4);
+  merger.unmerge();
+  merger.merge(lora, 2.0);
+  EXPECT_LT(relative_error(unet_out(), lora_ref_.at("out_scale2")), 1e-4);
+  merger.unmerge();
+  size_t i = 0;
+  for (const auto& p : model_.unet->parameters()) EXPECT_TRUE(torch::equal(p, originals[i++]));
+  EXPECT_TRUE(torch::equal(unet_out(), before));
+}
+
+TEST_P(LoraFixture, KohyaFilesWithAlphaEqualDiffusers) {
+  sdtune::lora::LoraMerger merger(*model_.unet, *model_.text_encoder);
+  const auto kohya = sdtune::lora::read_lora(file("lora_kohya/lora_kohya.safetensors"));
+  EXPECT_EQ(kohya.format, "kohya");
+  EXPECT_EQ(merger.merge(kohya, 1.0).unet_modules, GetParam() == "tiny-sd2" ? 32 : 48);
+  EXPECT_LT(relative_error(unet_out(), lora_ref_.at("out")), 1e-4);
+  merger.unmerge();
+  merger.merge(sdtune::lora::read_lora(file("lora_kohya/lora_kohya_alpha8.safetensors")), 1.0);  // alpha 8 / rank 4 = x2
+  EXPECT_LT(relative_error(unet_out(), lora_ref_.at("out_kohya_alpha8")), 1e-4);
+  EXPECT_LT(relative_error(unet_out(), lora_ref_.at("out_scale2")), 1e-4);
+}
+
+TEST_P(LoraFixture, PipelineLatentsEqualDiffusersWithLora) {
+  const auto ref = sdtune::io::read_all_tensors(file("ref/lora_pipeline.safetensors"));
+  const auto constants = sdtune::io::read_json_file(file("ref/manifest.json"))["constants"];
+  sdtune::pipeline::GenerationRequest r;
+  r.prompt = constants["PROMPTS"][0];
+  r.negative_prompt = constants["PROMPTS"][5];
+  r.guidance_scale = 6;
+  r.steps = 10;
+  r.seed = 1234;
+  r.height = constants["image_hw"][0];
+  r.width = constants["image_hw"][1];
+  sdtune::lora::LoraMerger merger(*model_.unet, *model_.text_encoder);
+  for (const char* name : {"ddim", "euler", "pndm"}) {
+    auto run = [&](const sdtune::pipeline::GenerationRequest& request) {
+      auto s = sdtune::schedulers::make_scheduler(name, folder_->component_config("scheduler"), {}, "s");
+      return sdtune::pipeline::generate(model_, *s, request).latents;
+    };
+    auto explicit_request = r;
+    explicit_request.init_latents = ref.at("init_latents");
+    merger.merge(sdtune::lora::read_lora(file("lora")), 1.0);
+    EXPECT_LT(relative_error(run(r), ref.at(std::string("latents_seed_") + name)), 1e-3) << name;
+    EXPECT_LT(relative_error(run(explicit_request), ref.at(std::string("latents_explicit_") + name)), 1e-3) << name;
+    merger.unmerge();
+    merger.merge(sdtune::lora::read_lora(file("lora")), 0.5);
+    EXPECT_LT(relative_error(run(explicit_request), ref.at(std::string("latents_explicit_") + name + "_scale0.5")), 1e-3) << name;
+    merger.unmerge();
+    // kohya alpha 8 is weight 2, so weight 0.25 equals diffusers' scale 0.5.
+    merger.merge(sdtune::lora::read_lora(file("lora_kohya/lora_kohya_alpha8.safetensors")), 0.25);
+    EXPECT_LT(relative_error(run(explicit_request), ref.at(std::string("latents_explicit_") + name + "_scale0.5")), 1e-3) << name;
+    merger.unmerge();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, LoraFixture, ::testing::Values("tiny-sd1", "tiny-sd2"));
+
+TEST(Lora, LoraForAnotherModelIsRefusedUnlessPartial) {
+  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+  sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
+  const auto sd1_lora = sdtune::lora::read_lora(data_path("tiny-sd1/lora_kohya/lora_kohya.safetensors"));
+  try {
+    merger.merge(sd1_lora, 1.0);
+    FAIL();
+  } catch (const sdtune::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another base model"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lora_unet_"), std::string::npos) << e.what();
+  }
+  const auto report = merger.merge(sd1_lora, 1.0, /*allow_partial=*/true);
+  EXPECT_GT(report.skipped.size(), 0u);
+  EXPECT_EQ(report.unet_modules + int64_t(report.skipped.size()), int64_t(sd1_lora.modules.size()));
+}
+
+TEST(Lora, PeftKeysAndAdapterConfigAlpha) {
+  // The same weights written with PEFT key names and an adapter_config.json giving alpha 8.
+  sdtune::test::TempDir dir;
+  const auto diffusers = sdtune::io::read_all_tensors(data_path("tiny-sd2/lora/pytorch_lora_weights.safetensors"));
+  sdtune::io::TensorMap peft;
+  for (const auto& [key, t] : diffusers) {
+    std::string k = key.substr(5);  // drop "unet."
+    k.replace(k.find(".lora."), 6, ".");
+    k.replace(k.find("down.weight") != std::string::npos ? k.find("down.weight") : k.find("up.weight"),
+              k.find("down.weight") != std::string::npos ? 11 : 9,
+              k.find("down.weight") != std::string::npos ? "lora_A.default.weight" : "lora_B.default.weight");
+    peft["base_model.model." + k] = t;
+  }
+  sdtune::io::save_tensors(dir.file("adapter_model.safetensors"), peft);
+  std::ofstream(dir.file("adapter_config.json")) << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8})";
+  const auto lora = sdtune::lora::read_lora(dir.path.string());
+  EXPECT_EQ(lora.format, "peft");
+  ASSERT_EQ(lora.modules.size(), 32u);
+  EXPECT_EQ(lora.modules[0].alpha.value(), 8.0);
+
+  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+  sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
+  merger.merge(lora, 1.0);
+  const auto unet_ref = sdtune::io::read_all_tensors(data_path("tiny-sd2/ref/unet.safetensors"));
+  torch::NoGradGuard no_grad;
+  const auto out = model.unet->forward(unet_ref.at("sample"), unet_ref.at("timestep"), unet_ref.at("encoder_hidden_states"));
+  EXPECT_LT(relative_error(out, sdtune::io::read_all_tensors(data_path("tiny-sd2/ref/lora_unet.safetensors")).at("out_scale2")), 1e-4);
+}
+
+TEST(Lora, FlagParsingAndBadFiles) {
+  EXPECT_EQ(sdtune::lora::parse_lora_flag("a/b.safetensors:0.7"), std::make_pair(std::string("a/b.safetensors"), 0.7));
+  EXPECT_EQ(sdtune::lora::parse_lora_flag("a/b.safetensors"), std::make_pair(std::string("a/b.safetensors"), 1.0));
+  EXPECT_THROW(sdtune::lora::read_lora(data_path("tiny-sd2/ref/unet.safetensors")), sdtune::Error);  // not LoRA keys
+  EXPECT_THROW(sdtune::lora::read_lora(data_path("tiny-sd2/ref")), sdtune::Error);                  // several files
+}
+
+}  // namespace
