@@ -185,3 +185,49 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
+
+namespace {
+
+// Relative error of a float32 tensor in two safetensors files.
+double relative_difference(const std::string& a_path, const std::string& a_name, const std::string& b_path, const std::string& b_name) {
+  sdtune::io::SafetensorsFile a(a_path), b(b_path);
+  const auto& ea = a.at(a_name);
+  const auto& eb = b.at(b_name);
+  EXPECT_EQ(ea.shape, eb.shape);
+  const float* x = reinterpret_cast<const float*>(a.data(ea));
+  const float* y = reinterpret_cast<const float*>(b.data(eb));
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < eb.numel(); ++i) diff += (x[i] - y[i]) * (x[i] - y[i]), norm += y[i] * y[i];
+  return std::sqrt(diff / norm);
+}
+
+TEST(CliGenerate, LoraFlagAndPromptTagEqualDiffusers) {
+  sdtune::test::TempDir dir;
+  const std::string common = "generate --model " + data_path("tiny-sd2/pipeline") +
+                             " --negative_prompt 'blurry, low quality' --num_inference_steps 10 --guidance_scale 6 --width 24 --height 32"
+                             " --seed 1234 --scheduler euler --output " + dir.file("x.png") + " --overwrite";
+  const std::string prompt = "photo of (lora-misato-token), smiling";
+  auto r = run(common + " --prompt '" + prompt + "' --lora " + data_path("tiny-sd2/lora") + " --save_latents " + dir.file("a.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("32 UNet and 0 text-encoder modules"), std::string::npos) << r.output;
+  const std::string ref = data_path("tiny-sd2/ref/lora_pipeline.safetensors");
+  EXPECT_LT(relative_difference(dir.file("a.safetensors"), "latents", ref, "latents_seed_euler"), 1e-3);
+
+  // Explicit start latents and a kohya alpha-8 file at weight 0.25 = diffusers' scale 0.5.
+  sdtune::io::SafetensorsFile refs(ref);
+  const auto& init = refs.at("init_latents");
+  sdtune::io::write_safetensors(dir.file("init.safetensors"), {{"latents", sdtune::io::DType::F32, init.shape, refs.data(init), init.nbytes()}});
+  r = run(common + " --prompt '" + prompt + " <lora:lora_kohya_alpha8:0.25>' --lora_dir " + data_path("tiny-sd2/lora_kohya") +
+          " --init_latents " + dir.file("init.safetensors") + " --save_latents " + dir.file("b.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT(relative_difference(dir.file("b.safetensors"), "latents", ref, "latents_explicit_euler_scale0.5"), 1e-3);
+  EXPECT_NE(sdtune::io::read_png_text(dir.file("x.png")).at("parameters").find("Lora: \"lora_kohya_alpha8:0.25\""), std::string::npos);
+
+  r = run(common + " --prompt x --lora " + data_path("tiny-sd1/lora"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("another base model"), std::string::npos) << r.output;
+  r = run(common + " --prompt 'x <lora:foo>'");
+  EXPECT_NE(r.output.find("--lora_dir"), std::string::npos) << r.output;
+}
+
+}  // namespace

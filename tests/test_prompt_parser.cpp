@@ -45,3 +45,24 @@ TEST(PromptParser, WeightsEscapesAndBreak) {
 }
 
 }  // namespace
+
+#include "core/error.h"
+#include "text/lora_tags.h"
+
+namespace {
+
+TEST(LoraTags, AreStrippedFromThePrompt) {
+  const auto p = sdtune::text::extract_lora_tags("a castle <lora:misato:0.8>, sunset <lora:style>");
+  EXPECT_EQ(p.prompt, "a castle , sunset ");
+  ASSERT_EQ(p.loras.size(), 2u);
+  EXPECT_EQ(p.loras[0].name, "misato");
+  EXPECT_DOUBLE_EQ(p.loras[0].weight, 0.8);
+  EXPECT_EQ(p.loras[1].name, "style");
+  EXPECT_DOUBLE_EQ(p.loras[1].weight, 1.0);
+  EXPECT_EQ(sdtune::text::extract_lora_tags("no tags (x:1.2)").prompt, "no tags (x:1.2)");
+  EXPECT_THROW(sdtune::text::extract_lora_tags("<lora:x:abc>"), sdtune::Error);
+  EXPECT_THROW(sdtune::text::extract_lora_tags("<lora::1>"), sdtune::Error);
+  EXPECT_THROW(sdtune::text::extract_lora_tags("<lora:x"), sdtune::Error);
+}
+
+}  // namespace

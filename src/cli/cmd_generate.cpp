@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <random>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
@@ -16,6 +17,9 @@
 #include "pipeline/components.h"
 #include "pipeline/image_output.h"
 #include "pipeline/infotext.h"
+#include "lora/lora_file.h"
+#include "lora/lora_merge.h"
+#include "text/lora_tags.h"
 
 namespace fs = std::filesystem;
 
@@ -40,7 +44,34 @@ struct GenerateFlags {
   bool overwrite = false;
   std::string init_latents, save_latents;
   bool vae_tiling = false;
+  std::vector<std::string> loras;
+  std::string lora_dir;
+  bool lora_allow_partial = false;
 };
+
+// --lora flags and <lora:NAME:WEIGHT> prompt tags (resolved in --lora_dir), merged into the model.
+std::vector<std::string> apply_loras(const GenerateFlags& f, const std::vector<text::LoraTag>& tags, lora::LoraMerger& merger) {
+  std::vector<std::pair<std::string, double>> wanted;
+  for (const auto& flag : f.loras) wanted.push_back(lora::parse_lora_flag(flag));
+  for (const auto& tag : tags) {
+    if (f.lora_dir.empty()) throw Error("--prompt", "uses <lora:" + tag.name + "> but no --lora_dir says where LoRAs are");
+    const fs::path file = fs::path(f.lora_dir) / (fs::path(tag.name).extension() == ".safetensors" ? tag.name : tag.name + ".safetensors");
+    wanted.emplace_back(file.string(), tag.weight);
+  }
+  std::vector<std::string> infotext;
+  for (const auto& [spec, weight] : wanted) {
+    const auto file = lora::read_lora(spec);
+    const auto report = merger.merge(file, weight, f.lora_allow_partial);
+    std::cerr << "LoRA " << file.path << " (" << file.format << ", weight " << weight << "): " << report.unet_modules
+              << " UNet and " << report.text_encoder_modules << " text-encoder modules";
+    if (!report.skipped.empty()) std::cerr << ", " << report.skipped.size() << " modules matched nothing and were skipped";
+    std::cerr << "\n";
+    std::ostringstream entry;
+    entry << fs::path(file.path).stem().string() << ":" << weight;
+    infotext.push_back(entry.str());
+  }
+  return infotext;
+}
 
 // out.png for one image; out-1.png, out-2.png, ... for several.
 std::vector<std::string> output_paths(const std::string& output, int64_t count) {
@@ -82,10 +113,13 @@ void run(const GenerateFlags& f) {
   scheduler_options.eta = f.eta;
   auto scheduler = schedulers::make_scheduler(f.scheduler, folder.component_config("scheduler"), scheduler_options,
                                               folder.component_config_path("scheduler"));
+  const auto tagged = text::extract_lora_tags(f.text);
+  lora::LoraMerger merger(*model.unet, *model.text_encoder);
+  const auto lora_names = apply_loras(f, tagged.loras, merger);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   pipeline::GenerationRequest request;
-  request.prompt = f.text;
+  request.prompt = tagged.prompt;
   request.negative_prompt = f.negative;
   request.prompt_options = f.prompt.options();
   request.clip_skip = f.prompt.clip_skip;
@@ -128,6 +162,7 @@ void run(const GenerateFlags& f) {
   info.clip_skip = f.prompt.clip_skip;
   info.emphasis = request.prompt_options.weighting == text::PromptWeighting::A1111;
   info.batch_size = f.num_images;
+  info.loras = lora_names;
   const auto images = pipeline::to_rgb8(result.images);
   for (size_t i = 0; i < images.size(); ++i) {
     info.batch_pos = int64_t(i);
@@ -171,6 +206,9 @@ void add_generate_command(CLI::App& app) {
   sub->add_option("--init_latents", f->init_latents, "safetensors file with tensor \"latents\" (unit variance) to start from");
   sub->add_option("--save_latents", f->save_latents, "write the final latents (before VAE decode) as tensor \"latents\"");
   sub->add_flag("--vae_tiling", f->vae_tiling, "decode large images tile by tile to bound memory");
+  sub->add_option("--lora", f->loras, "LoRA file, folder or Hub id, optionally :WEIGHT (repeatable)");
+  sub->add_option("--lora_dir", f->lora_dir, "folder where <lora:NAME:WEIGHT> prompt tags find NAME.safetensors");
+  sub->add_flag("--lora_allow_partial", f->lora_allow_partial, "skip LoRA modules that match nothing instead of failing");
   f->prompt.add_to(sub);
   f->device.add_to(sub);
   sub->callback([f] { run(*f); });
