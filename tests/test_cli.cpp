@@ -231,3 +231,25 @@ TEST(CliGenerate, LoraFlagAndPromptTagEqualDiffusers) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliLora, InfoConvertAndFuse) {
+  sdtune::test::TempDir dir;
+  auto r = run("lora info " + data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* expected : {"format: kohya", "modules: unet 32", "rank: 4", "alpha: 8", "targets: to_k, to_out.0, to_q, to_v", "parameters: "})
+    EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
+  r = run("lora convert " + data_path("tiny-sd2/lora") + " " + dir.file("k.safetensors") + " --format kohya");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(sdtune::io::SafetensorsFile(dir.file("k.safetensors"))
+                  .contains("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0.alpha"));
+  r = run("lora fuse --model " + data_path("tiny-sd2/pipeline") + " --lora " + dir.file("k.safetensors") + ":0.5 --output " + dir.file("fused"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("fused/unet/diffusion_pytorch_model.safetensors")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("fused/tokenizer/vocab.json")));
+  r = run("lora convert " + data_path("tiny-sd2/lora") + " " + dir.file("x.safetensors") + " --format comfy");
+  EXPECT_NE(r.exit_code, 0);
+}
+
+}  // namespace

@@ -167,3 +167,77 @@ TEST(Lora, FlagParsingAndBadFiles) {
 }
 
 }  // namespace
+
+#include "lora/module_names.h"
+#include "pipeline/lora_fuse.h"
+
+namespace {
+
+TEST(LoraNames, KohyaFlatteningOfEveryModuleReadsBack) {
+  for (const char* variant : {"tiny-sd1", "tiny-sd2"}) {
+    sdtune::io::ModelFolder folder(data_path(std::string(variant) + "/pipeline"));
+    auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(model.unet.get()), static_cast<torch::nn::Module*>(model.text_encoder.get()),
+                                 static_cast<torch::nn::Module*>(model.vae.get())})
+      for (const auto& p : m->named_parameters()) {
+        const std::string module = p.key().substr(0, p.key().rfind('.'));
+        EXPECT_EQ(sdtune::lora::unflatten_module_name(sdtune::lora::flatten_module_name(module)), module);
+      }
+  }
+}
+
+TEST(LoraConvert, RoundTripsGiveIdenticalTensors) {
+  sdtune::test::TempDir dir;
+  const auto original = sdtune::lora::read_lora(data_path("tiny-sd2/lora/pytorch_lora_weights.safetensors"));
+  sdtune::lora::write_lora(original, dir.file("k.safetensors"), sdtune::lora::LoraFormat::Kohya);
+  const auto kohya = sdtune::lora::read_lora(dir.file("k.safetensors"));
+  EXPECT_EQ(kohya.format, "kohya");
+  sdtune::lora::write_lora(kohya, dir.file("d.safetensors"), sdtune::lora::LoraFormat::Diffusers);
+  const auto a = sdtune::io::read_all_tensors(data_path("tiny-sd2/lora/pytorch_lora_weights.safetensors"));
+  const auto b = sdtune::io::read_all_tensors(dir.file("d.safetensors"));
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [key, t] : a) EXPECT_TRUE(torch::equal(t, b.at(key))) << key;
+  // kohya's own file: same keys as diffusers' converter wrote (alpha as float).
+  const auto reference = sdtune::io::read_all_tensors(data_path("tiny-sd2/lora_kohya/lora_kohya.safetensors"));
+  const auto ours = sdtune::io::read_all_tensors(dir.file("k.safetensors"));
+  ASSERT_EQ(reference.size(), ours.size());
+  for (const auto& [key, t] : reference) EXPECT_TRUE(torch::equal(t.to(torch::kFloat), ours.at(key).to(torch::kFloat))) << key;
+
+  // alpha 8 survives kohya -> PEFT (metadata) -> kohya.
+  const auto alpha8 = sdtune::lora::read_lora(data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors"));
+  sdtune::lora::write_lora(alpha8, dir.file("p.safetensors"), sdtune::lora::LoraFormat::Peft);
+  const auto peft = sdtune::lora::read_lora(dir.file("p.safetensors"));
+  EXPECT_EQ(peft.format, "peft");
+  sdtune::lora::write_lora(peft, dir.file("k8.safetensors"), sdtune::lora::LoraFormat::Kohya);
+  const auto back = sdtune::io::read_all_tensors(dir.file("k8.safetensors"));
+  for (const auto& [key, t] : sdtune::io::read_all_tensors(data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors")))
+    EXPECT_TRUE(torch::equal(t, back.at(key))) << key;
+}
+
+TEST(LoraFuse, FusedFolderGeneratesWhatTheLoraGenerates) {
+  sdtune::test::TempDir dir;
+  sdtune::io::ModelFolder source(data_path("tiny-sd2/pipeline"));
+  const auto lora = sdtune::lora::read_lora(data_path("tiny-sd2/lora"));
+  const std::string fused_dir = dir.file("fused");
+  const auto reports = sdtune::pipeline::fuse_loras(source, {{lora, 0.7}}, fused_dir, false);
+  EXPECT_EQ(reports[0].unet_modules, 32);
+  EXPECT_THROW(sdtune::pipeline::fuse_loras(source, {{lora, 0.7}}, fused_dir, false), sdtune::Error);  // never overwrites
+
+  sdtune::pipeline::GenerationRequest r;
+  r.prompt = "a castle";
+  r.steps = 5;
+  r.seed = 3;
+  r.width = 24;
+  r.height = 32;
+  auto with_lora = sdtune::pipeline::load_stable_diffusion(source, {});
+  sdtune::lora::LoraMerger merger(*with_lora.unet, *with_lora.text_encoder);
+  merger.merge(lora, 0.7);
+  auto s1 = sdtune::schedulers::make_scheduler("", source.component_config("scheduler"), {}, "s");
+  const auto expected = sdtune::pipeline::generate(with_lora, *s1, r).latents;
+  sdtune::io::ModelFolder fused(fused_dir);
+  auto fused_model = sdtune::pipeline::load_stable_diffusion(fused, {});
+  auto s2 = sdtune::schedulers::make_scheduler("", fused.component_config("scheduler"), {}, "s");
+  EXPECT_LT(relative_error(sdtune::pipeline::generate(fused_model, *s2, r).latents, expected), 1e-4);
+}
+
+}  // namespace

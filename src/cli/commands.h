@@ -10,5 +10,6 @@ void add_inspect_command(CLI::App& app);
 void add_dev_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_lora_command(CLI::App& app);
 
 }  // namespace sdtune::cli

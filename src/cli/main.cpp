@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "show help for every subcommand");
   sdtune::cli::add_generate_command(app);
   sdtune::cli::add_info_command(app);
+  sdtune::cli::add_lora_command(app);
   sdtune::cli::add_tokenize_command(app);
   sdtune::cli::add_encode_prompt_command(app);
   sdtune::cli::add_inspect_command(app);

@@ -8,7 +8,9 @@
 #include "core/error.h"
 #include "io/adapter_config.h"
 #include "io/model_source.h"
+#include "io/json_file.h"
 #include "io/tensor_io.h"
+#include "lora/module_names.h"
 
 namespace fs = std::filesystem;
 
@@ -57,7 +59,7 @@ c10::optional<ParsedKey> parse_key(const std::string& key) {
       if (ends_with(key, suffix)) {
         std::string flat = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
         if (component == Component::TextEncoder) strip_prefix(&flat, "text_model_");
-        return ParsedKey{"kohya", component, flat, true, role};
+        return ParsedKey{"kohya", component, flat, true, role};  // unflattened by read_lora
       }
   }
   static const std::vector<std::tuple<std::string, Role, std::string>> dotted_suffixes = {
@@ -113,7 +115,7 @@ LoraFile read_lora(const std::string& spec) {
     if (lora.format.empty() || lora.format == "diffusers") lora.format = parsed->format;
     LoraModule& m = by_module[{int(parsed->component), parsed->module}];
     m.component = parsed->component;
-    m.module = parsed->module;
+    m.module = parsed->flat ? unflatten_module_name(parsed->module) : parsed->module;
     m.flat = parsed->flat;
     m.key_prefix = entry.name.substr(0, entry.name.rfind(parsed->role == Role::Alpha ? ".alpha" : parsed->flat ? ".lora_" : ".lora"));
     at::Tensor t = io::read_tensor(file, entry);
@@ -124,8 +126,11 @@ LoraFile read_lora(const std::string& spec) {
       (parsed->role == Role::Down ? m.down : m.up) = t.to(torch::kFloat);
     }
   }
-  // PEFT's adapter_config.json beside the weights: lora_alpha, rank/alpha patterns.
+  // Alphas that are not tensors: diffusers' lora_adapter_metadata, else PEFT's adapter_config.json.
   const auto adapter = io::read_adapter_config(fs::path(lora.path).parent_path().string());
+  io::Json adapter_metadata = io::Json::object();
+  if (auto it = lora.metadata.find("lora_adapter_metadata"); it != lora.metadata.end())
+    adapter_metadata = io::parse_json_text(it->second, lora.path + " (lora_adapter_metadata)");
   for (auto& [key, m] : by_module) {
     if (!m.down.defined() || !m.up.defined())
       throw Error(lora.path, "module \"" + m.key_prefix + "\" has " + (m.down.defined() ? "no up" : "no down") + " matrix");
@@ -133,6 +138,13 @@ LoraFile read_lora(const std::string& spec) {
     if ((m.down.dim() != 2 && !conv) || m.up.dim() != m.down.dim() || m.up.size(1) != m.down.size(0) ||
         (conv && (m.up.size(2) != 1 || m.up.size(3) != 1)))
       throw Error(lora.path, "module \"" + m.key_prefix + "\": down " + std::to_string(m.down.dim()) + "-D and up matrices do not fit together");
+    const std::string component = m.component == Component::UNet ? "unet." : "text_encoder.";
+    if (!m.alpha && adapter_metadata.contains(component + "lora_alpha")) {
+      m.alpha = io::config_value<double>(adapter_metadata, component + "lora_alpha", 0, lora.path);
+      const auto patterns = io::config_value<std::map<std::string, double>>(adapter_metadata, component + "alpha_pattern", {}, lora.path);
+      for (const auto& [pattern, alpha] : patterns)
+        if (ends_with(m.module, pattern)) m.alpha = alpha;
+    }
     if (!m.alpha && adapter) {
       m.alpha = adapter->lora_alpha;
       for (const auto& [pattern, alpha] : adapter->alpha_pattern)
@@ -142,6 +154,52 @@ LoraFile read_lora(const std::string& spec) {
   }
   if (lora.modules.empty()) throw Error(lora.path, "holds no LoRA weights");
   return lora;
+}
+
+LoraFormat parse_lora_format(const std::string& name) {
+  if (name == "diffusers") return LoraFormat::Diffusers;
+  if (name == "peft") return LoraFormat::Peft;
+  if (name == "kohya") return LoraFormat::Kohya;
+  throw Error("--format", "unknown LoRA format \"" + name + "\" (expected diffusers, peft or kohya)");
+}
+
+void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format) {
+  io::TensorMap tensors;
+  io::Json adapter_metadata = io::Json::object();
+  for (const auto& m : lora.modules) {
+    const bool unet = m.component == Component::UNet;
+    if (format == LoraFormat::Kohya) {
+      const std::string stem = (unet ? "lora_unet_" : "lora_te_text_model_") + flatten_module_name(m.module);
+      tensors[stem + ".lora_down.weight"] = m.down;
+      tensors[stem + ".lora_up.weight"] = m.up;
+      tensors[stem + ".alpha"] = torch::tensor(float(m.alpha.value_or(double(m.rank()))));
+      continue;
+    }
+    const std::string component = unet ? "unet" : "text_encoder";
+    const std::string stem = component + "." + (unet ? "" : "text_model.") + m.module;
+    const bool diffusers = format == LoraFormat::Diffusers;
+    tensors[stem + (diffusers ? ".lora.down.weight" : ".lora_A.weight")] = m.down;
+    tensors[stem + (diffusers ? ".lora.up.weight" : ".lora_B.weight")] = m.up;
+    // PEFT-style adapter metadata: the first module's rank/alpha, patterns for the others.
+    if (!adapter_metadata.contains(component + ".r")) {
+      adapter_metadata[component + ".r"] = m.rank();
+      adapter_metadata[component + ".lora_alpha"] = m.alpha.value_or(double(m.rank()));
+      adapter_metadata[component + ".rank_pattern"] = io::Json::object();
+      adapter_metadata[component + ".alpha_pattern"] = io::Json::object();
+      adapter_metadata[component + ".target_modules"] = io::Json::array();
+    }
+    if (adapter_metadata[component + ".r"] != m.rank()) adapter_metadata[component + ".rank_pattern"][m.module] = m.rank();
+    const double alpha = m.alpha.value_or(double(m.rank()));
+    if (adapter_metadata[component + ".lora_alpha"].get<double>() != alpha) adapter_metadata[component + ".alpha_pattern"][m.module] = alpha;
+    const std::string target = m.module.substr(m.module.rfind(".to_out.") != std::string::npos ? m.module.rfind(".to_out.") + 1 : m.module.rfind('.') + 1);
+    auto& targets = adapter_metadata[component + ".target_modules"];
+    if (std::find(targets.begin(), targets.end(), target) == targets.end()) targets.push_back(target);
+  }
+  std::map<std::string, std::string> metadata{{"format", "pt"}};
+  for (const auto& [k, v] : lora.metadata)
+    if (k != "format" && k != "lora_adapter_metadata") metadata[k] = v;
+  if (!adapter_metadata.empty()) metadata["lora_adapter_metadata"] = adapter_metadata.dump(2);
+  io::save_tensors(path, tensors, metadata);
 }
 
 std::pair<std::string, double> parse_lora_flag(const std::string& value) {

@@ -19,8 +19,9 @@ enum class Component { UNet, TextEncoder };
 struct LoraModule {
   Component component;
   // Dotted module path inside the component (diffusers names, e.g. down_blocks.0...attn1.to_q;
-  // text encoder without the "text_model." prefix). For kohya files it is the flattened name
-  // (dots as underscores), resolved against the model when applied (see `flat`).
+  // text encoder without the "text_model." prefix). kohya files flatten names (dots as
+  // underscores): `flat` is then set, `module` is the unflattened reading, and merging matches the
+  // flattened name against the model's own modules.
   std::string module;
   bool flat = false;
   std::string key_prefix;  // the file's key stem for this module, for error messages
@@ -42,6 +43,14 @@ struct LoraFile {
 // A PEFT adapter_config.json next to the weights supplies alpha (and per-module overrides).
 std::string resolve_lora_path(const std::string& spec);
 LoraFile read_lora(const std::string& spec);
+
+// Key formats write_lora can produce.
+enum class LoraFormat { Diffusers, Peft, Kohya };
+LoraFormat parse_lora_format(const std::string& name);
+
+// Writes `lora` atomically in `format`. Alphas go into kohya's ".alpha" tensors, and for diffusers and
+// PEFT keys into the "lora_adapter_metadata" that diffusers reads (r, lora_alpha, alpha_pattern).
+void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format);
 
 // "path[:weight]" -> (path, weight); weight 1 when absent. Errors name the flag.
 std::pair<std::string, double> parse_lora_flag(const std::string& value);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "lora/module_names.h"
 
 namespace sdtune::lora {
 
@@ -14,10 +15,7 @@ void index_weights(torch::nn::Module& module, std::map<std::string, at::Tensor>*
     if (name.size() < 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
     const std::string module_path = name.substr(0, name.size() - 7);
     (*weights)[module_path] = p.value();
-    std::string flattened = module_path;
-    for (auto& c : flattened)
-      if (c == '.') c = '_';
-    (*flat)[flattened] = module_path;
+    (*flat)[flatten_module_name(module_path)] = module_path;
   }
 }
 
@@ -44,8 +42,8 @@ at::Tensor LoraMerger::find_weight(Component component, const LoraModule& m) con
   const auto& weights = component == Component::UNet ? unet_weights_ : text_weights_;
   const auto& flat = component == Component::UNet ? unet_flat_ : text_flat_;
   std::string module = m.module;
-  if (m.flat) {
-    auto it = flat.find(module);
+  if (m.flat) {  // match kohya's flattened name exactly against the model's modules
+    auto it = flat.find(flatten_module_name(m.module));
     if (it == flat.end()) return {};
     module = it->second;
   }

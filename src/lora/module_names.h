@@ -1,0 +1,13 @@
+// kohya/A1111 flatten module paths by turning dots into underscores
+// ("down_blocks.0.attentions.0...attn1.to_q" -> "down_blocks_0_attentions_0_..._attn1_to_q").
+// Names of diffusers' UNet and transformers' CLIP contain underscores themselves, so undoing it needs
+// their vocabulary.
+#pragma once
+#include <string>
+
+namespace sdtune::lora {
+
+std::string flatten_module_name(const std::string& dotted);
+std::string unflatten_module_name(const std::string& flat);
+
+}  // namespace sdtune::lora
