@@ -78,15 +78,7 @@ class DpmSolverScheduler : public Scheduler {
 
   // dpmsolver++ works on the data prediction x0, dpmsolver on the noise prediction.
   at::Tensor convert_model_output(const at::Tensor& output, const at::Tensor& sample, int64_t i) const {
-    const LogSnr a = at_index(i);
-    if (algorithm_ == "dpmsolver++") {
-      if (prediction_type_ == "epsilon") return (sample - a.sigma * output) / a.alpha;
-      if (prediction_type_ == "v_prediction") return a.alpha * sample - a.sigma * output;
-      return output;
-    }
-    if (prediction_type_ == "epsilon") return output;
-    if (prediction_type_ == "v_prediction") return a.alpha * output + a.sigma * sample;
-    return (sample - a.alpha * output) / a.sigma;
+    return convert_prediction(output, sample, sigma_values_.at(size_t(i)), prediction_type_, algorithm_ == "dpmsolver++");
   }
 
   at::Tensor first_order_update(const at::Tensor& m0, int64_t i, const at::Tensor& sample) const {

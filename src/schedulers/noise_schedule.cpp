@@ -172,6 +172,19 @@ LogSnr log_snr(double sigma) {
   return {alpha, sigma * alpha, std::log(alpha) - std::log(sigma * alpha)};
 }
 
+at::Tensor convert_prediction(const at::Tensor& output, const at::Tensor& sample, double sigma,
+                              const std::string& prediction_type, bool data) {
+  const LogSnr a = log_snr(sigma);
+  if (data) {
+    if (prediction_type == "epsilon") return (sample - a.sigma * output) / a.alpha;
+    if (prediction_type == "v_prediction") return a.alpha * sample - a.sigma * output;
+    return output;
+  }
+  if (prediction_type == "epsilon") return output;
+  if (prediction_type == "v_prediction") return a.alpha * output + a.sigma * sample;
+  return (sample - a.alpha * output) / a.sigma;
+}
+
 std::vector<double> interpolate_sigmas(const at::Tensor& train_sigmas, const std::vector<double>& timesteps) {
   const auto table = train_sigmas.contiguous();
   const float* s = table.data_ptr<float>();

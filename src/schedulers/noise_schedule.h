@@ -70,6 +70,11 @@ struct LogSnr {
 };
 LogSnr log_snr(double sigma);
 
+// The model output of a multistep solver as a prediction of the clean sample x0 (`data`) or of the
+// noise, for prediction_type epsilon / v_prediction / sample at noise level `sigma`.
+at::Tensor convert_prediction(const at::Tensor& output, const at::Tensor& sample, double sigma,
+                              const std::string& prediction_type, bool data);
+
 // np.interp(t, arange(T), train_sigmas) for each t.
 std::vector<double> interpolate_sigmas(const at::Tensor& train_sigmas, const std::vector<double>& timesteps);
 

@@ -93,15 +93,7 @@ class UniPcScheduler : public Scheduler {
 
  private:
   at::Tensor convert_model_output(const at::Tensor& output, const at::Tensor& sample, int64_t i) const {
-    const LogSnr a = log_snr(sigma_values_.at(size_t(i)));
-    if (predict_x0_) {
-      if (prediction_type_ == "epsilon") return (sample - a.sigma * output) / a.alpha;
-      if (prediction_type_ == "v_prediction") return a.alpha * sample - a.sigma * output;
-      return output;
-    }
-    if (prediction_type_ == "epsilon") return output;
-    if (prediction_type_ == "v_prediction") return a.alpha * output + a.sigma * sample;
-    return (sample - a.alpha * output) / a.sigma;
+    return convert_prediction(output, sample, sigma_values_.at(size_t(i)), prediction_type_, predict_x0_);
   }
 
   // The B(h) coefficients shared by predictor and corrector: rk ratios and the phi expansion.
