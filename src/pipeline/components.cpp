@@ -55,6 +55,8 @@ StableDiffusion load_stable_diffusion(const io::ModelFolder& folder, const LoadO
   model.text_encoder = load_text_encoder(folder, options);
   model.unet = load_unet(folder, options);
   model.vae = load_vae(folder, options);
+  // diffusers keeps such a VAE in fp32 under fp16 (force_upcast): SD 2's decoder overflows in fp16.
+  if (options.dtype == at::kHalf && model.vae->config().force_upcast) model.vae->to(at::kFloat);
   return model;
 }
 

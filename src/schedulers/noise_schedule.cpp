@@ -101,6 +101,28 @@ NoiseSchedule NoiseSchedule::from_config(const ConfigReader& config, double defa
 
 double NoiseSchedule::alpha_cumprod(int64_t t) const { return double(alphas_cumprod[t].item<float>()); }
 
+namespace {
+
+// sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) for each timestep, shaped to broadcast over `like`.
+std::pair<at::Tensor, at::Tensor> signal_and_noise_scales(const at::Tensor& alphas_cumprod, const at::Tensor& timesteps, const at::Tensor& like) {
+  const at::Tensor a = alphas_cumprod.to(like.device()).to(like.scalar_type()).index_select(0, timesteps.to(like.device()).to(torch::kLong).flatten());
+  std::vector<int64_t> shape(size_t(like.dim()), 1);
+  shape[0] = a.size(0);
+  return {a.pow(0.5).view(shape), (1 - a).pow(0.5).view(shape)};
+}
+
+}  // namespace
+
+at::Tensor NoiseSchedule::add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& timesteps) const {
+  const auto [signal, noise_scale] = signal_and_noise_scales(alphas_cumprod, timesteps, x0);
+  return signal * x0 + noise_scale * noise;
+}
+
+at::Tensor NoiseSchedule::velocity(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& timesteps) const {
+  const auto [signal, noise_scale] = signal_and_noise_scales(alphas_cumprod, timesteps, x0);
+  return signal * noise - noise_scale * x0;
+}
+
 at::Tensor NoiseSchedule::train_sigmas() const { return ((1 - alphas_cumprod) / alphas_cumprod).pow(0.5); }
 
 std::vector<double> spaced_timesteps(const std::string& spacing, int64_t train_steps, int64_t steps, int64_t steps_offset,

@@ -40,6 +40,10 @@ struct NoiseSchedule {
   static NoiseSchedule from_config(const ConfigReader& config, double default_beta_start, double default_beta_end,
                                    const std::string& default_beta_schedule);
   double alpha_cumprod(int64_t t) const;
+  // The DDPM forward process for training: sqrt(a_t) x0 + sqrt(1 - a_t) noise, per batch item.
+  at::Tensor add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& timesteps) const;
+  // The v-prediction target sqrt(a_t) noise - sqrt(1 - a_t) x0 (Salimans & Ho 2022).
+  at::Tensor velocity(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& timesteps) const;
   // sigma_t = sqrt((1 - alpha_bar) / alpha_bar) for every training timestep, float32 [T].
   at::Tensor train_sigmas() const;
 };

@@ -39,10 +39,11 @@ torch::Tensor attention_kernel(const torch::Tensor& q, const torch::Tensor& k, c
 
 AttentionImpl::AttentionImpl(const AttentionOptions& o) : options_(o) {
   const int64_t inner = o.heads * o.head_dim;
-  to_q_ = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(o.query_dim, inner).bias(o.qkv_bias)));
-  to_k_ = register_module("to_k", torch::nn::Linear(torch::nn::LinearOptions(o.context_dim, inner).bias(o.qkv_bias)));
-  to_v_ = register_module("to_v", torch::nn::Linear(torch::nn::LinearOptions(o.context_dim, inner).bias(o.qkv_bias)));
-  to_out_ = register_module("to_out", torch::nn::ModuleList(torch::nn::Linear(inner, o.query_dim)));
+  to_q_ = register_module("to_q", AdaptableLinear(o.query_dim, inner, o.qkv_bias));
+  to_k_ = register_module("to_k", AdaptableLinear(o.context_dim, inner, o.qkv_bias));
+  to_v_ = register_module("to_v", AdaptableLinear(o.context_dim, inner, o.qkv_bias));
+  to_out_0_ = AdaptableLinear(inner, o.query_dim);  // diffusers' to_out = [Linear, Dropout]
+  register_module("to_out", torch::nn::ModuleList(to_out_0_));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
@@ -51,7 +52,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto split_heads = [&](const torch::Tensor& t) { return t.view({batch, -1, heads, head_dim}).transpose(1, 2); };
   const torch::Tensor out = attention_kernel(split_heads(to_q_(x)), split_heads(to_k_(source)), split_heads(to_v_(source)),
                                              options_.upcast);
-  return to_out_[0]->as<torch::nn::Linear>()->forward(out.transpose(1, 2).reshape({batch, -1, heads * head_dim}));
+  return to_out_0_(out.transpose(1, 2).reshape({batch, -1, heads * head_dim}));
 }
 
 SpatialSelfAttentionImpl::SpatialSelfAttentionImpl(int64_t channels, int64_t groups, double eps) {

@@ -6,6 +6,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include "models/common/adaptable_linear.h"
+
 namespace sdtune::models {
 
 // softmax(q k^T * scale) v for q [B, H, Nq, D], k/v [B, H, Nk, D]. On LibTorch >= 2 this is
@@ -31,8 +33,8 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   AttentionOptions options_;
-  torch::nn::Linear to_q_{nullptr}, to_k_{nullptr}, to_v_{nullptr};
-  torch::nn::ModuleList to_out_{nullptr};  // [0] = output Linear (diffusers' [1] is dropout)
+  // Projections that LoRA adapts (to_q, to_k, to_v, to_out.0).
+  AdaptableLinear to_q_{nullptr}, to_k_{nullptr}, to_v_{nullptr}, to_out_0_{nullptr};
 };
 TORCH_MODULE(Attention);
 

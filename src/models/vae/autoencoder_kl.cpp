@@ -52,6 +52,7 @@ VaeConfig VaeConfig::from_json(const nlohmann::json& j, const std::string& where
   c.use_quant_conv = io::config_value<bool>(j, "use_quant_conv", true, where);
   c.use_post_quant_conv = io::config_value<bool>(j, "use_post_quant_conv", true, where);
   c.mid_block_add_attention = io::config_value<bool>(j, "mid_block_add_attention", true, where);
+  c.force_upcast = io::config_value<bool>(j, "force_upcast", true, where);
   if (c.block_out_channels.empty()) throw Error(where, "block_out_channels is empty");
   for (int64_t ch : c.block_out_channels)
     if (ch <= 0 || ch % c.norm_num_groups != 0)

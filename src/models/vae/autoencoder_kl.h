@@ -28,6 +28,7 @@ struct VaeConfig {
   bool use_quant_conv = true;
   bool use_post_quant_conv = true;
   bool mid_block_add_attention = true;
+  bool force_upcast = true;  // run in fp32 when the pipeline runs in fp16 (SD 2's VAE overflows in fp16)
 
   int64_t downscale_factor() const { return int64_t(1) << (block_out_channels.size() - 1); }
   static VaeConfig from_json(const nlohmann::json& config, const std::string& where);
