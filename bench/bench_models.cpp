@@ -8,7 +8,10 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "io/model_folder.h"
+#include "lora/lora_adapters.h"
 #include "pipeline/components.h"
 
 namespace {
@@ -60,8 +63,31 @@ void VaeDecode(benchmark::State& state) {
   state.counters["peak_rss"] = peak_rss_bytes();
 }
 
+// One LoRA training step: UNet forward + backward with rank-4 side paths on the attention
+// projections (the base model frozen), batch 1 at size x size pixels, then AdamW.
+void LoraTrainStep(benchmark::State& state) {
+  auto& model = unet();
+  for (auto& p : model->parameters()) p.requires_grad_(false);
+  auto adapters = sdtune::lora::LoraAdapters::attach_new(*model, sdtune::lora::Component::UNet, {},
+                                                         at::make_generator<at::CPUGeneratorImpl>(0));
+  torch::optim::AdamW optimizer(adapters.parameters(), torch::optim::AdamWOptions(1e-4));
+  const int64_t latent = state.range(0) / 8;
+  const auto sample = torch::randn({1, 4, latent, latent});
+  const auto context = torch::randn({1, 77, model->config().cross_attention_dim[0]});
+  const auto target = torch::randn({1, 4, latent, latent});
+  for (auto _ : state) {
+    optimizer.zero_grad();
+    const auto loss = torch::mse_loss(model->forward(sample, torch::tensor(int64_t(500)), context), target);
+    loss.backward();
+    optimizer.step();
+  }
+  adapters.detach();
+  state.counters["peak_rss"] = peak_rss_bytes();
+}
+
 BENCHMARK(UNetCfgStep)->Arg(256)->Arg(512)->Unit(benchmark::kSecond)->Iterations(2);
 BENCHMARK(VaeDecode)->Arg(256)->Arg(512)->Unit(benchmark::kSecond)->Iterations(1);
+BENCHMARK(LoraTrainStep)->Arg(256)->Unit(benchmark::kSecond)->Iterations(2);
 
 }  // namespace
 

@@ -11,5 +11,6 @@ void add_dev_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_lora_command(CLI::App& app);
+void add_dataset_command(CLI::App& app);
 
 }  // namespace sdtune::cli
