@@ -157,3 +157,53 @@ TEST(Dataset, CsvAndKohyaCaptionFiles) {
 }
 
 }  // namespace
+
+#include "train/lr_schedule.h"
+#include "train/resize.h"
+
+namespace {
+
+TEST(LrSchedule, CurvesOfDiffusersGetScheduler) {
+  sdtune::train::LrSchedule s;
+  s.base_lr = 1.0;
+  s.warmup_steps = 10;
+  s.total_steps = 110;
+  s.kind = "constant";
+  EXPECT_DOUBLE_EQ(s.learning_rate(0), 1.0);
+  s.kind = "constant_with_warmup";
+  EXPECT_DOUBLE_EQ(s.learning_rate(5), 0.5);
+  EXPECT_DOUBLE_EQ(s.learning_rate(50), 1.0);
+  s.kind = "linear";
+  EXPECT_DOUBLE_EQ(s.learning_rate(60), 0.5);
+  EXPECT_DOUBLE_EQ(s.learning_rate(110), 0.0);
+  s.kind = "cosine";
+  EXPECT_NEAR(s.learning_rate(60), 0.5, 1e-12);
+  EXPECT_NEAR(s.learning_rate(10), 1.0, 1e-12);
+  s.kind = "cosine_with_restarts";
+  s.num_cycles = 2;
+  EXPECT_NEAR(s.learning_rate(60), 1.0, 1e-12);  // second cycle starts at the half-way point
+  s.kind = "polynomial";
+  s.lr_end = 0.0;
+  EXPECT_NEAR(s.learning_rate(60), 0.5, 1e-12);
+  s.kind = "exponential";
+  EXPECT_THROW(s.validate(), sdtune::Error);
+}
+
+TEST(Resize, ConstantImagesStayConstantAndNearestPicksPixels) {
+  sdtune::io::RgbImage flat{40, 30, std::vector<uint8_t>(40 * 30 * 3, 77)};
+  for (auto mode : {sdtune::train::Interpolation::Lanczos, sdtune::train::Interpolation::Bicubic, sdtune::train::Interpolation::Bilinear,
+                    sdtune::train::Interpolation::Nearest})
+    for (auto [w, h] : {std::pair<int64_t, int64_t>{20, 15}, {80, 60}, {33, 17}}) {
+      const auto out = sdtune::train::resize(flat, w, h, mode);
+      ASSERT_EQ(out.pixels.size(), size_t(w * h * 3));
+      for (float v : out.pixels) EXPECT_NEAR(v, 77.0f, 1e-3f);
+    }
+  // Halving a 2x2 checker with an antialiased filter averages it; nearest keeps one pixel value.
+  sdtune::io::RgbImage checker{2, 2, {0, 0, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0}};
+  EXPECT_NEAR(sdtune::train::resize(checker, 1, 1, sdtune::train::Interpolation::Bilinear).pixels[0], 127.5f, 1e-3f);
+  const float nearest = sdtune::train::resize(checker, 1, 1, sdtune::train::Interpolation::Nearest).pixels[0];
+  EXPECT_TRUE(nearest == 0.0f || nearest == 255.0f);
+  EXPECT_THROW(sdtune::train::parse_interpolation("area", "--image_interpolation_mode"), sdtune::Error);
+}
+
+}  // namespace

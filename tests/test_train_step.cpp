@@ -5,6 +5,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <fstream>
+
+#include "core/error.h"
+#include "io/image_file.h"
 #include "io/json_file.h"
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
@@ -82,6 +86,104 @@ TEST(TrainStep, FreshAdaptersStartAsTheBaseModel) {
   }
   torch::NoGradGuard no_grad;
   EXPECT_LT(relative_error(unet->forward(unet_ref.at("sample"), unet_ref.at("timestep"), unet_ref.at("encoder_hidden_states")), unet_ref.at("out")), 1e-5);
+}
+
+}  // namespace
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "io/png.h"
+#include "lora/lora_merge.h"
+#include "train/trainer.h"
+
+namespace {
+
+// 8 synthetic images (colour gradients) with captions, in diffusers' imagefolder layout.
+void make_dataset(const sdtune::test::TempDir& dir) {
+  std::ofstream metadata(dir.file("metadata.jsonl"));
+  for (int i = 0; i < 8; ++i) {
+    sdtune::io::RgbImage image{48, 40, std::vector<uint8_t>(48 * 40 * 3)};
+    for (int y = 0; y < 40; ++y)
+      for (int x = 0; x < 48; ++x) {
+        uint8_t* p = &image.pixels[size_t((y * 48 + x) * 3)];
+        p[0] = uint8_t((x * 5 + i * 30) % 256), p[1] = uint8_t((y * 6) % 256), p[2] = uint8_t(i * 31 % 256);
+      }
+    sdtune::io::write_png(dir.file("img" + std::to_string(i) + ".png"), image);
+    metadata << "{\"file_name\": \"img" << i << ".png\", \"text\": \"(lora-misato-token) picture " << i << "\"}\n";
+  }
+}
+
+// Mean noise-prediction loss over the dataset at fixed noise and timesteps (seeded), centre crops.
+double evaluation_loss(const std::string& model_dir, const std::string& data_dir, const std::string& lora_path) {
+  torch::NoGradGuard no_grad;
+  sdtune::io::ModelFolder folder(model_dir);
+  auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+  sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
+  if (!lora_path.empty()) merger.merge(sdtune::lora::read_lora(lora_path), 1.0);
+  const auto dataset = sdtune::train::read_dataset(data_dir, {});
+  const sdtune::schedulers::ConfigReader reader(folder.component_config("scheduler"), "scheduler");
+  const auto schedule = sdtune::schedulers::NoiseSchedule::from_config(reader, 0.0001, 0.02, "linear");
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(1234);
+  double total = 0;
+  for (const auto& item : dataset.items) {
+    const auto pixels = sdtune::train::train_transform(sdtune::io::read_image(item.image_path), 32, sdtune::train::Interpolation::Lanczos,
+                                                       true, false, generator).unsqueeze(0);
+    const auto latents = model.vae->encode(pixels).mean * model.vae->config().scaling_factor;
+    const auto ids = model.tokenizer->encode_padded(item.captions[0]);
+    const auto context = model.text_encoder->forward(torch::tensor(ids).view({1, -1}));
+    for (int k = 0; k < 4; ++k) {
+      const auto noise = at::randn(latents.sizes(), generator, torch::kFloat);
+      const auto t = at::randint(1000, {1}, generator, torch::kLong);
+      total += torch::mse_loss(model.unet->forward(schedule.add_noise(latents, noise, t), t, context), noise).item<double>();
+    }
+  }
+  return total / double(dataset.items.size() * 4);
+}
+
+TEST(Training, TwoHundredStepsLowerTheEvaluationLoss) {
+  sdtune::test::TempDir data, out;
+  make_dataset(data);
+  sdtune::train::TrainOptions o;
+  o.model_dir = data_path("tiny-sd1/pipeline");
+  o.model_name = "tiny-sd1";
+  o.data_dir = data.path.string();
+  o.resolution = 32;
+  o.random_flip = true;
+  o.batch_size = 2;
+  o.max_train_steps = 200;
+  o.learning_rate = 1e-3;
+  o.lr_scheduler = "constant";
+  o.seed = 42;
+  o.output_dir = out.path.string();
+  int64_t reported = 0;
+  const auto result = sdtune::train::train_lora(o, nullptr, [&](const sdtune::train::StepReport& r) { reported = r.step; });
+  EXPECT_EQ(result.steps, 200);
+  EXPECT_EQ(reported, 200);
+  const double before = evaluation_loss(o.model_dir, o.data_dir, "");
+  const double after = evaluation_loss(o.model_dir, o.data_dir, result.lora_path);
+  EXPECT_LT(after, 0.9 * before) << "before " << before << " after " << after;
+  std::cout << "evaluation loss before " << before << ", after 200 steps " << after << "\n";
+  // The file is a diffusers LoRA with training metadata.
+  const auto file = sdtune::lora::read_lora(result.lora_path);
+  EXPECT_EQ(file.format, "diffusers");
+  EXPECT_EQ(file.metadata.at("ss_steps"), "200");
+}
+
+TEST(Training, BadDatasetStopsWithTheReport) {
+  sdtune::test::TempDir data, out;
+  std::ofstream(data.file("metadata.jsonl")) << "{\"file_name\": \"missing.png\", \"text\": \"x\"}\n{broken\n";
+  sdtune::train::TrainOptions o;
+  o.model_dir = data_path("tiny-sd1/pipeline");
+  o.data_dir = data.path.string();
+  o.output_dir = out.file("o");
+  try {
+    sdtune::train::train_lora(o);
+    FAIL();
+  } catch (const sdtune::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 1: missing image"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("line 2: broken JSON"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(out.file("o")));
 }
 
 }  // namespace

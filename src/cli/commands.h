@@ -12,5 +12,6 @@ void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_lora_command(CLI::App& app);
 void add_dataset_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace sdtune::cli

@@ -40,11 +40,12 @@ text::PromptOptions PromptFlags::options() const {
   return options;
 }
 
-void DeviceFlags::add_to(CLI::App* app) {
+void DeviceFlags::add_to(CLI::App* app, bool with_dtype) {
   app->add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  app->add_option("--dtype", dtype, "fp32, bf16 or fp16 (fp16 on CUDA only)")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
-      ->capture_default_str();
+  if (with_dtype)
+    app->add_option("--dtype", dtype, "fp32, bf16 or fp16 (fp16 on CUDA only)")
+        ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+        ->capture_default_str();
   app->add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 1024));
 }
 

@@ -29,7 +29,7 @@ struct DeviceFlags {
   std::string device = "cpu";
   std::string dtype = "fp32";
   int threads = 0;
-  void add_to(CLI::App* app);
+  void add_to(CLI::App* app, bool with_dtype = true);
   // Checks the combination (fp16 needs CUDA; CUDA must be built in) and applies --threads.
   pipeline::LoadOptions load_options(const std::string& variant) const;
 };

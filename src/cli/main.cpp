@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   sdtune::cli::add_info_command(app);
   sdtune::cli::add_lora_command(app);
   sdtune::cli::add_dataset_command(app);
+  sdtune::cli::add_train_command(app);
   sdtune::cli::add_tokenize_command(app);
   sdtune::cli::add_encode_prompt_command(app);
   sdtune::cli::add_inspect_command(app);

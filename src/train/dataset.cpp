@@ -204,7 +204,8 @@ CheckSummary check_dataset(Dataset& d, const CheckOptions& o) {
     try {
       const auto image = io::read_image(item.image_path);
       const int64_t shorter = std::min(image.width, image.height);
-      if (shorter < 64)
+      // Much smaller than the training size: upscaling 4x and more gives mush, so it is an error.
+      if (shorter < std::max<int64_t>(8, o.resolution / 4))
         d.problems.push_back({name, "tiny image (" + std::to_string(image.width) + "x" + std::to_string(image.height) + ")"});
       else if (shorter < o.resolution)
         d.problems.push_back({name, "shorter side " + std::to_string(shorter) + " < resolution " + std::to_string(o.resolution) +
