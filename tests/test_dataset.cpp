@@ -119,14 +119,14 @@ TEST(Dataset, MetadataJsonlWithEveryKindOfProblem) {
   ASSERT_EQ(d.items.size(), 4u);  // a, b, tiny, bad
   EXPECT_EQ(d.items[1].captions.size(), 2u);
   sdtune::train::CheckOptions options;
-  options.resolution = 512;
+  options.resolution = 256;  // "tiny" below 64 px, a warning below 256
   options.trigger_word = "(lora-misato-token)";
   const auto summary = sdtune::train::check_dataset(d, options);
   std::string report;
   for (const auto& p : d.problems) report += p.where + ": " + p.problem + "\n";
   for (const char* expected : {"metadata.jsonl line 3: broken JSON", "metadata.jsonl line 4: missing image", "line 5: duplicate file name \"a.png\"",
                                "line 6: missing caption", "line 10: file_name \"../escape.png\"", "tiny.png: tiny image (16x16)",
-                               "bad.png: unreadable image", "a.png: shorter side 96 < resolution 512"})
+                               "bad.png: unreadable image", "a.png: shorter side 96 < resolution 256"})
     EXPECT_NE(report.find(expected), std::string::npos) << expected << "\n" << report;
   EXPECT_EQ(summary.errors, 7);
   EXPECT_EQ(summary.with_trigger, 2);
