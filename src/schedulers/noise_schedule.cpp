@@ -11,32 +11,33 @@
 
 namespace sdtune::schedulers {
 
-ConfigReader::ConfigReader(const nlohmann::json& config, std::string where) : config_(config), where_(std::move(where)) {
-  if (!config_.is_object()) throw Error(where_, "scheduler config must be a JSON object");
-  use_defaults_ = io::config_value<std::vector<std::string>>(config_, "_use_default_values", {}, where_);
+ConfigReader::ConfigReader(const nlohmann::json& config, std::string where)
+    : config_(std::make_shared<const nlohmann::json>(config)), where_(std::move(where)) {
+  if (!config_->is_object()) throw Error(where_, "scheduler config must be a JSON object");
+  use_defaults_ = io::config_value<std::vector<std::string>>(*config_, "_use_default_values", {}, where_);
 }
 
 bool ConfigReader::has(const std::string& key) const {
-  auto it = config_.find(key);
-  return it != config_.end() && !it->is_null() &&
+  auto it = config_->find(key);
+  return it != config_->end() && !it->is_null() &&
          std::find(use_defaults_.begin(), use_defaults_.end(), key) == use_defaults_.end();
 }
 
 
 double ConfigReader::number(const std::string& key, double fallback) const {
-  return has(key) ? io::config_value<double>(config_, key, fallback, where_) : fallback;
+  return has(key) ? io::config_value<double>(*config_, key, fallback, where_) : fallback;
 }
 int64_t ConfigReader::integer(const std::string& key, int64_t fallback) const {
-  return has(key) ? io::config_value<int64_t>(config_, key, fallback, where_) : fallback;
+  return has(key) ? io::config_value<int64_t>(*config_, key, fallback, where_) : fallback;
 }
 bool ConfigReader::flag(const std::string& key, bool fallback) const {
-  return has(key) ? io::config_value<bool>(config_, key, fallback, where_) : fallback;
+  return has(key) ? io::config_value<bool>(*config_, key, fallback, where_) : fallback;
 }
 std::vector<double> ConfigReader::numbers(const std::string& key) const {
-  return has(key) ? io::config_value<std::vector<double>>(config_, key, {}, where_) : std::vector<double>();
+  return has(key) ? io::config_value<std::vector<double>>(*config_, key, {}, where_) : std::vector<double>();
 }
 std::string ConfigReader::text(const std::string& key, const std::string& fallback) const {
-  return has(key) ? io::config_value<std::string>(config_, key, fallback, where_) : fallback;
+  return has(key) ? io::config_value<std::string>(*config_, key, fallback, where_) : fallback;
 }
 
 void ConfigReader::check_choice(const std::string& key, const std::string& value, const std::vector<std::string>& allowed) const {

@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ class ConfigReader {
   void check_choice(const std::string& key, const std::string& value, const std::vector<std::string>& allowed) const;
 
  private:
-  const nlohmann::json& config_;
+  std::shared_ptr<const nlohmann::json> config_;  // a copy: readers may outlive the caller's JSON
   std::string where_;
   std::vector<std::string> use_defaults_;
 };
