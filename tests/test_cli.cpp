@@ -36,7 +36,7 @@ TEST(Cli, HelpListsSubcommandsAndFlags) {
   for (const char* sub : {"tokenize", "encode-prompt", "inspect"}) EXPECT_NE(top.output.find(sub), std::string::npos) << sub;
   const auto tokenize = run("tokenize --help");
   EXPECT_EQ(tokenize.exit_code, 0);
-  for (const char* flag : {"--model", "--prompt", "--prompt_weighting", "--truncate_prompts", "--clip_skip", "--json", "--revision", "--variant"})
+  for (const char* flag : {"--model", "--prompt", "--prompt_weighting", "--truncate_prompts", "--json", "--revision", "--variant"})
     EXPECT_NE(tokenize.output.find(flag), std::string::npos) << flag;
 }
 
@@ -181,6 +181,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"unknown_scheduler", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --scheduler ddpm --output /tmp/sdtune-never.png", "--scheduler"},
         BadInput{"not_png", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.jpg", "must end in .png"},
         BadInput{"init_latents_shape", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.png --init_latents " + data_path("tiny-sd2/ref/pipeline_ddim.safetensors"), "no tensor named \"latents\""},
+        BadInput{"eta_without_ddim", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --scheduler euler --eta 0.5 --output /tmp/sdtune-never.png", "--eta"},
+        BadInput{"karras_with_ddim", "generate --model " + data_path("tiny-sd1/pipeline") + " --prompt x --scheduler ddim --karras --output /tmp/sdtune-never.png", "--karras"},
         BadInput{"info_not_png", "info " + data_path("tiny-sd1/pipeline/model_index.json"), "not a PNG"}),
     [](const auto& info) { return std::string(info.param.name); });
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -116,6 +117,11 @@ void run(const GenerateFlags& f) {
   const auto tagged = text::extract_lora_tags(f.text);
   lora::LoraMerger merger(*model.unet, *model.text_encoder);
   const auto lora_names = apply_loras(f, tagged.loras, merger);
+  // Options that only some samplers have are refused elsewhere rather than silently ignored.
+  if (f.eta > 0 && scheduler->name() != "ddim") throw Error("--eta", "only applies to --scheduler ddim (this run uses " + scheduler->name() + ")");
+  static const std::set<std::string> karras_samplers{"euler", "lms", "heun", "dpmpp_2m", "unipc"};
+  if (f.karras && !karras_samplers.count(scheduler->name()))
+    throw Error("--karras", "does not apply to " + scheduler->name() + " (as in diffusers: euler, lms, heun, dpmpp_2m or unipc)");
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   pipeline::GenerationRequest request;

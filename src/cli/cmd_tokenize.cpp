@@ -66,7 +66,7 @@ void add_tokenize_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("tokenize", "show the token ids and weights of a prompt");
   flags->model.add_to(sub);
   sub->add_option("--prompt", flags->text, "prompt text")->required();
-  flags->prompt.add_to(sub);
+  flags->prompt.add_to(sub, /*with_clip_skip=*/false);  // ids do not depend on it
   sub->add_flag("--json", flags->json, "print one JSON object: input_ids, tokens, weights (first chunk) and all chunks");
   sub->callback([flags] { run(*flags); });
 }

@@ -20,13 +20,14 @@ void ModelFlags::add_to(CLI::App* app, const std::string& model_flag) {
 
 std::string ModelFlags::resolve() const { return io::resolve_model_dir(model, revision); }
 
-void PromptFlags::add_to(CLI::App* app) {
+void PromptFlags::add_to(CLI::App* app, bool with_clip_skip) {
   app->add_option("--prompt_weighting", prompt_weighting,
                   "none: brackets are plain text (diffusers); a1111: (word) (word:1.3) [word] emphasis and BREAK")
       ->check(CLI::IsMember({"none", "a1111"}))
       ->capture_default_str();
   app->add_flag("--truncate_prompts", truncate_prompts,
                 "cut prompts after 75 tokens as diffusers does (default: encode longer prompts in chunks of 75, as A1111)");
+  if (!with_clip_skip) return;
   app->add_option("--clip_skip", clip_skip,
                   "skip the last N text-encoder layers as diffusers' clip_skip (1 = penultimate layer, A1111's 'Clip skip: 2')")
       ->check(CLI::NonNegativeNumber)

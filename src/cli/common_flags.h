@@ -20,7 +20,8 @@ struct PromptFlags {
   std::string prompt_weighting = "none";
   bool truncate_prompts = false;
   int clip_skip = 0;
-  void add_to(CLI::App* app);
+  // `with_clip_skip`: only commands that run the text encoder take --clip_skip.
+  void add_to(CLI::App* app, bool with_clip_skip = true);
   text::PromptOptions options() const;
 };
 
