@@ -241,3 +241,51 @@ TEST(LoraFuse, FusedFolderGeneratesWhatTheLoraGenerates) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Lora, ConvolutionAndTextEncoderModulesMerge) {
+  // kohya keys on a 1x1 conv (SD1's proj_in), a 3x3 conv (a resnet's conv1) and a CLIP projection.
+  sdtune::test::TempDir dir;
+  sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));
+  auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+  std::map<std::string, torch::Tensor> unet_params, te_params;
+  for (const auto& p : model.unet->named_parameters()) unet_params[p.key()] = p.value().clone();
+  for (const auto& p : model.text_encoder->named_parameters()) te_params[p.key()] = p.value().clone();
+  const auto& proj_in = unet_params.at("down_blocks.0.attentions.0.proj_in.weight");   // [8, 8, 1, 1]
+  const auto& conv1 = unet_params.at("down_blocks.0.resnets.0.conv1.weight");          // [8, 8, 3, 3]
+  const auto& q_proj = te_params.at("encoder.layers.0.self_attn.q_proj.weight");       // [32, 32]
+  torch::manual_seed(0);
+  sdtune::io::TensorMap file{
+      {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", torch::randn({2, proj_in.size(1), 1, 1})},
+      {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight", torch::randn({proj_in.size(0), 2, 1, 1})},
+      {"lora_unet_down_blocks_0_attentions_0_proj_in.alpha", torch::tensor(1.0f)},
+      {"lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight", torch::randn({2, conv1.size(1), 3, 3})},
+      {"lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight", torch::randn({conv1.size(0), 2, 1, 1})},
+      {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight", torch::randn({2, q_proj.size(1)})},
+      {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight", torch::randn({q_proj.size(0), 2})}};
+  sdtune::io::save_tensors(dir.file("mixed.safetensors"), file);
+  sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
+  const auto report = merger.merge(sdtune::lora::read_lora(dir.file("mixed.safetensors")), 1.0);
+  EXPECT_EQ(report.unet_modules, 2);
+  EXPECT_EQ(report.text_encoder_modules, 1);
+  auto merged = [&](torch::nn::Module& m, const std::string& name) {
+    for (const auto& p : m.named_parameters())
+      if (p.key() == name) return p.value().clone();
+    return torch::Tensor();
+  };
+  const auto& s = file;
+  const auto proj_delta = torch::matmul(s.at("lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight").flatten(1),
+                                        s.at("lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight").flatten(1)) * 0.5;  // alpha 1 / rank 2
+  EXPECT_TRUE(torch::allclose(merged(*model.unet, "down_blocks.0.attentions.0.proj_in.weight"), proj_in + proj_delta.view(proj_in.sizes()), 1e-5, 1e-6));
+  const auto conv_delta = torch::matmul(s.at("lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight").flatten(1),
+                                        s.at("lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight").flatten(1));
+  EXPECT_TRUE(torch::allclose(merged(*model.unet, "down_blocks.0.resnets.0.conv1.weight"), conv1 + conv_delta.view(conv1.sizes()), 1e-5, 1e-6));
+  const auto q_delta = torch::matmul(s.at("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"),
+                                     s.at("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight"));
+  EXPECT_TRUE(torch::allclose(merged(*model.text_encoder, "encoder.layers.0.self_attn.q_proj.weight"), q_proj + q_delta, 1e-5, 1e-6));
+  merger.unmerge();
+  EXPECT_TRUE(torch::equal(merged(*model.unet, "down_blocks.0.resnets.0.conv1.weight"), conv1));
+}
+
+}  // namespace
