@@ -155,6 +155,7 @@ TEST(Training, TwoHundredStepsLowerTheEvaluationLoss) {
   o.lr_scheduler = "constant";
   o.seed = 42;
   o.output_dir = out.path.string();
+  o.save_kohya = true;
   int64_t reported = 0;
   const auto result = sdtune::train::train_lora(o, nullptr, [&](const sdtune::train::StepReport& r) { reported = r.step; });
   EXPECT_EQ(result.steps, 200);
@@ -167,6 +168,13 @@ TEST(Training, TwoHundredStepsLowerTheEvaluationLoss) {
   const auto file = sdtune::lora::read_lora(result.lora_path);
   EXPECT_EQ(file.format, "diffusers");
   EXPECT_EQ(file.metadata.at("ss_steps"), "200");
+  EXPECT_EQ(sdtune::lora::read_lora(out.file("pytorch_lora_weights_kohya.safetensors")).format, "kohya");
+  std::ifstream log(out.file("logs/train.jsonl"));
+  std::string line, last;
+  int lines = 0;
+  while (std::getline(log, line)) ++lines, last = line;
+  EXPECT_EQ(lines, 200);
+  EXPECT_EQ(sdtune::io::parse_json_text(last, "train.jsonl")["step"], 200);
 }
 
 TEST(Training, BadDatasetStopsWithTheReport) {

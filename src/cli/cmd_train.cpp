@@ -96,7 +96,8 @@ void add_train_command(CLI::App& app) {
   sub->add_option("--prediction_type", o.prediction_type, "epsilon or v_prediction (default: the model's)")
       ->check(CLI::IsMember({"epsilon", "v_prediction"}));
   sub->add_option("--seed", o.seed, "seed of LoRA init, shuffling, crops, noise and timesteps")->capture_default_str();
-  sub->add_option("--output_dir", o.output_dir, "where pytorch_lora_weights.safetensors is written")->required();
+  sub->add_option("--output_dir", o.output_dir, "where pytorch_lora_weights.safetensors and logs/train.jsonl are written")->required();
+  sub->add_flag("--save_kohya", o.save_kohya, "also write pytorch_lora_weights_kohya.safetensors (A1111/ComfyUI keys)");
   f->device.add_to(sub, /*with_dtype=*/false);
   sub->callback([f] { run(*f); });
 }

@@ -3,7 +3,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <filesystem>
 
 #include "core/error.h"
@@ -90,6 +93,9 @@ TrainResult train_lora(const TrainOptions& o, const std::function<void(const Tra
   const auto dtype = unet->parameters().front().scalar_type();
   const at::Tensor alphas_cumprod = schedule.alphas_cumprod.to(device);
 
+  fs::create_directories(fs::path(o.output_dir) / "logs");
+  std::ofstream log(fs::path(o.output_dir) / "logs" / "train.jsonl", std::ios::trunc);
+  const auto start = std::chrono::steady_clock::now();
   if (on_start) on_start({int64_t(dataset.items.size()), epochs, o.batch_size, o.gradient_accumulation_steps, total_steps});
   int64_t step = 0, micro = 0;
   for (int64_t epoch = 0; epoch < epochs && step < total_steps; ++epoch) {
@@ -137,11 +143,14 @@ TrainResult train_lora(const TrainOptions& o, const std::function<void(const Tra
       optimizer.zero_grad();
       micro = 0;
       ++step;
-      if (on_step) on_step({step, total_steps, epoch, loss.item<double>(), current_lr});
+      const StepReport report{step, total_steps, epoch, loss.item<double>(), current_lr};
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      log << nlohmann::json{{"step", step}, {"epoch", epoch}, {"loss", report.loss}, {"lr", current_lr}, {"seconds", seconds}}.dump() << "\n";
+      log.flush();
+      if (on_step) on_step(report);
     }
   }
 
-  fs::create_directories(o.output_dir);
   TrainResult result;
   result.steps = step;
   result.lora_path = (fs::path(o.output_dir) / "pytorch_lora_weights.safetensors").string();
@@ -158,6 +167,8 @@ TrainResult train_lora(const TrainOptions& o, const std::function<void(const Tra
                    {"ss_resolution", std::to_string(o.resolution)},
                    {"ss_steps", std::to_string(step)}};
   lora::write_lora(file, result.lora_path, lora::LoraFormat::Diffusers);
+  if (o.save_kohya)
+    lora::write_lora(file, (fs::path(o.output_dir) / "pytorch_lora_weights_kohya.safetensors").string(), lora::LoraFormat::Kohya);
   return result;
 }
 

@@ -42,6 +42,7 @@ struct TrainOptions {
   std::string prediction_type;   // empty: the scheduler config's
   uint64_t seed = 0;
   std::string output_dir;
+  bool save_kohya = false;  // also write pytorch_lora_weights_kohya.safetensors (A1111/ComfyUI keys)
 };
 
 struct StepReport {
@@ -59,7 +60,8 @@ struct TrainResult {
 };
 
 // Reads and checks the dataset (stopping with the report on errors), trains and writes
-// output_dir/pytorch_lora_weights.safetensors (diffusers keys, training metadata).
+// output_dir/pytorch_lora_weights.safetensors (diffusers keys, training metadata) and one JSON line
+// per optimizer step to output_dir/logs/train.jsonl (step, epoch, loss, lr, seconds).
 TrainResult train_lora(const TrainOptions& options, const std::function<void(const TrainPlan&)>& on_start = nullptr,
                        const std::function<void(const StepReport&)>& on_step = nullptr);
 
