@@ -15,10 +15,7 @@ using sdtune::test::relative_error;
 
 namespace {
 
-struct Case {
-  std::string variant;
-  std::string scheduler;
-};
+using Case = sdtune::test::SchedulerCase;
 
 class PipelineFixture : public ::testing::TestWithParam<Case> {
  protected:
@@ -76,19 +73,8 @@ TEST_P(PipelineFixture, SameSeedGivesDiffusersLatentsAndImage) {
   expect_image_matches(result.images, ref_.at("image_seed"));
 }
 
-std::vector<Case> all_cases() {
-  std::vector<Case> cases;
-  for (const char* variant : {"tiny-sd1", "tiny-sd2"})
-    for (const auto& name : sdtune::schedulers::scheduler_names()) cases.push_back({variant, name});
-  return cases;
-}
-
-INSTANTIATE_TEST_SUITE_P(All, PipelineFixture, ::testing::ValuesIn(all_cases()), [](const auto& info) {
-  std::string v = info.param.variant;
-  for (auto& c : v)
-    if (c == '-') c = '_';
-  return v + "_" + info.param.scheduler;
-});
+INSTANTIATE_TEST_SUITE_P(All, PipelineFixture, ::testing::ValuesIn(sdtune::test::every_scheduler_case()),
+                         sdtune::test::scheduler_case_name);
 
 TEST(Pipeline, BatchSizeAndNumImagesFollowOneBatchedDraw) {
   sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));

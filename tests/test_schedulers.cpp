@@ -15,17 +15,7 @@ using sdtune::test::relative_error;
 
 namespace {
 
-struct Case {
-  std::string variant;
-  std::string scheduler;
-};
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  std::string v = info.param.variant;
-  for (auto& c : v)
-    if (c == '-') c = '_';
-  return v + "_" + info.param.scheduler;
-}
+using Case = sdtune::test::SchedulerCase;
 
 class SchedulerFixture : public ::testing::TestWithParam<Case> {
  protected:
@@ -71,14 +61,8 @@ TEST_P(SchedulerFixture, EveryStepEqualsDiffusers) {
   }
 }
 
-std::vector<Case> all_cases() {
-  std::vector<Case> cases;
-  for (const char* variant : {"tiny-sd1", "tiny-sd2"})
-    for (const auto& name : sdtune::schedulers::scheduler_names()) cases.push_back({variant, name});
-  return cases;
-}
-
-INSTANTIATE_TEST_SUITE_P(All, SchedulerFixture, ::testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(All, SchedulerFixture, ::testing::ValuesIn(sdtune::test::every_scheduler_case()),
+                         sdtune::test::scheduler_case_name);
 
 TEST(Schedulers, ModelDefaultAndBadNames) {
   const std::string path = data_path("tiny-sd1/pipeline/scheduler/scheduler_config.json");

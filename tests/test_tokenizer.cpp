@@ -44,8 +44,9 @@ TEST_P(TokenizerFixture, UntruncatedIdsAndTokenStringsEqualDiffusers) {
     ids.push_back(tok.eos_id());
     strings.push_back("<|endoftext|>");
     EXPECT_EQ(ids, info["untruncated_ids"][i].get<std::vector<int64_t>>()) << "prompt " << i;
-    if (info.contains("tokens"))
+    if (info.contains("tokens")) {
       EXPECT_EQ(strings, info["tokens"][i].get<std::vector<std::string>>()) << "prompt " << i;
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "io/model_folder.h"
+#include "lora/module_names.h"
 #include "pipeline/lora_fuse.h"
 
 namespace sdtune::cli {
@@ -24,7 +25,7 @@ void info(const std::string& spec) {
     ++per_component[m.component == lora::Component::UNet ? "unet" : "text_encoder"];
     ranks.insert(m.rank());
     alphas.insert(m.alpha.value_or(double(m.rank())));
-    targets.insert(m.module.substr(m.module.find(".to_out.") != std::string::npos ? m.module.find(".to_out.") + 1 : m.module.rfind('.') + 1));
+    targets.insert(lora::target_name(m.module));
     parameters += m.down.numel() + m.up.numel();
   }
   auto join = [](const auto& values) {

@@ -82,7 +82,6 @@ class SafetensorsSet {
   };
   // {nullptr, nullptr} when no shard has `name`.
   Found find(const std::string& name) const;
-  const std::vector<SafetensorsFile>& files() const { return files_; }
   std::string describe() const;  // the file name, or "N shards in DIR"
 
  private:

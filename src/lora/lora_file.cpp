@@ -191,7 +191,7 @@ void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format
     if (adapter_metadata[component + ".r"] != m.rank()) adapter_metadata[component + ".rank_pattern"][m.module] = m.rank();
     const double alpha = m.alpha.value_or(double(m.rank()));
     if (adapter_metadata[component + ".lora_alpha"].get<double>() != alpha) adapter_metadata[component + ".alpha_pattern"][m.module] = alpha;
-    const std::string target = m.module.substr(m.module.rfind(".to_out.") != std::string::npos ? m.module.rfind(".to_out.") + 1 : m.module.rfind('.') + 1);
+    const std::string target = target_name(m.module);
     auto& targets = adapter_metadata[component + ".target_modules"];
     if (std::find(targets.begin(), targets.end(), target) == targets.end()) targets.push_back(target);
   }

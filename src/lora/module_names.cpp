@@ -39,4 +39,9 @@ std::string unflatten_module_name(const std::string& flat) {
   return out;
 }
 
+std::string target_name(const std::string& module) {
+  const size_t out = module.rfind(".to_out.");
+  return module.substr(out != std::string::npos ? out + 1 : module.rfind('.') + 1);
+}
+
 }  // namespace sdtune::lora

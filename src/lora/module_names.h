@@ -10,4 +10,7 @@ namespace sdtune::lora {
 std::string flatten_module_name(const std::string& dotted);
 std::string unflatten_module_name(const std::string& flat);
 
+// The short target name PEFT's target_modules use: "...attn1.to_q" -> "to_q", "...to_out.0" -> "to_out.0".
+std::string target_name(const std::string& module);
+
 }  // namespace sdtune::lora

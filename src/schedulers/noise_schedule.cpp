@@ -126,6 +126,20 @@ at::Tensor NoiseSchedule::velocity(const at::Tensor& x0, const at::Tensor& noise
 
 at::Tensor NoiseSchedule::train_sigmas() const { return ((1 - alphas_cumprod) / alphas_cumprod).pow(0.5); }
 
+namespace {
+
+// round(np.arange(last, 0, -train_steps / steps)) - 1. numpy's arange has ceil(last / step) entries
+// computed in floating point, which can be one more than `steps`; diffusers inherits that.
+std::vector<double> trailing_timesteps(int64_t train_steps, int64_t last, int64_t steps) {
+  const double ratio = double(train_steps) / double(steps);
+  const auto count = int64_t(std::ceil(double(last) / ratio));
+  std::vector<double> t;
+  for (int64_t k = 0; k < count; ++k) t.push_back(std::nearbyint(double(last) - double(k) * ratio) - 1);
+  return t;
+}
+
+}  // namespace
+
 std::vector<double> spaced_timesteps(const std::string& spacing, int64_t train_steps, int64_t steps, int64_t steps_offset,
                                      bool round_linspace) {
   if (steps < 1 || steps > train_steps)
@@ -140,10 +154,7 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int64_t train_s
     const int64_t ratio = train_steps / steps;
     for (int64_t i = steps - 1; i >= 0; --i) t.push_back(double(i * ratio + steps_offset));
   } else if (spacing == "trailing") {
-    // np.arange(T, 0, -T/n): its length is ceil(T / (T/n)) in floating point, as numpy computes it.
-    const double ratio = double(train_steps) / double(steps);
-    const auto count = int64_t(std::ceil(double(train_steps) / ratio));
-    for (int64_t k = 0; k < count; ++k) t.push_back(std::nearbyint(double(train_steps) - double(k) * ratio) - 1);
+    t = trailing_timesteps(train_steps, train_steps, steps);
   } else {
     throw Error("timestep_spacing", "unsupported value \"" + spacing + "\" (expected leading, trailing or linspace)");
   }
@@ -161,9 +172,7 @@ std::vector<double> multistep_timesteps(const std::string& spacing, int64_t trai
     const int64_t ratio = last / (steps + 1);
     for (int64_t i = steps; i >= 1; --i) t.push_back(double(i * ratio + steps_offset));
   } else if (spacing == "trailing") {
-    const double ratio = double(train_steps) / double(steps);
-    const auto count = int64_t(std::ceil(double(last) / ratio));
-    for (int64_t k = 0; k < count; ++k) t.push_back(std::nearbyint(double(last) - double(k) * ratio) - 1);
+    t = trailing_timesteps(train_steps, last, steps);
   } else {
     throw Error("timestep_spacing", "unsupported value \"" + spacing + "\" (expected leading, trailing or linspace)");
   }
@@ -177,8 +186,9 @@ MultistepSchedule multistep_sigmas(const at::Tensor& train_sigmas, std::vector<d
     const at::Tensor table = train_sigmas.contiguous();
     const float* s = table.data_ptr<float>();
     out.sigmas = karras_sigmas(s[table.numel() - 1], s[0], int64_t(timesteps.size()));
+    const auto log_sigmas = log_sigma_table(train_sigmas);
     for (double sigma : out.sigmas) {
-      const double t = sigma_to_t(sigma, train_sigmas);
+      const double t = sigma_to_t(sigma, log_sigmas);
       out.timesteps.push_back(round_karras ? std::nearbyint(t) : t);
     }
   } else {
@@ -238,10 +248,13 @@ std::vector<double> karras_sigmas(double sigma_max, double sigma_min, int64_t st
   return out;
 }
 
-double sigma_to_t(double sigma, const at::Tensor& train_sigmas) {
-  const at::Tensor log_table = train_sigmas.log().contiguous();  // float32, as numpy's log of a float32 array
-  const float* log_sigmas = log_table.data_ptr<float>();
-  const int64_t n = log_table.numel();
+std::vector<float> log_sigma_table(const at::Tensor& train_sigmas) {
+  const at::Tensor logs = train_sigmas.log().contiguous();
+  return {logs.data_ptr<float>(), logs.data_ptr<float>() + logs.numel()};
+}
+
+double sigma_to_t(double sigma, const std::vector<float>& log_sigmas) {
+  const auto n = int64_t(log_sigmas.size());
   const double log_sigma = std::log(std::max(sigma, 1e-10));
   int64_t low = 0;
   for (int64_t i = 0; i < n; ++i)

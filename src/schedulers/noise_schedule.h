@@ -86,7 +86,10 @@ std::vector<double> interpolate_sigmas(const at::Tensor& train_sigmas, const std
 // Karras et al. (2022) rho=7 ramp from sigmas.front() to sigmas.back() (or the given bounds).
 std::vector<double> karras_sigmas(double sigma_max, double sigma_min, int64_t steps);
 
+// log(train_sigmas) in float32, as numpy's log of diffusers' float32 array; computed once per schedule.
+std::vector<float> log_sigma_table(const at::Tensor& train_sigmas);
+
 // The (fractional) training timestep whose log-sigma is `sigma`'s, interpolated (diffusers' _sigma_to_t).
-double sigma_to_t(double sigma, const at::Tensor& train_sigmas);
+double sigma_to_t(double sigma, const std::vector<float>& log_sigmas);
 
 }  // namespace sdtune::schedulers

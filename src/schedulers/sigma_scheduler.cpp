@@ -29,7 +29,8 @@ void SigmaScheduler::build_schedule(int64_t steps) {
   std::vector<double> sigmas = interpolate_sigmas(train_sigmas, timesteps);
   if (use_karras_sigmas_) {
     sigmas = karras_sigmas(sigmas.front(), sigmas.back(), steps);
-    for (size_t i = 0; i < sigmas.size(); ++i) timesteps[i] = sigma_to_t(sigmas[i], train_sigmas);
+    const auto log_sigmas = log_sigma_table(train_sigmas);
+    for (size_t i = 0; i < sigmas.size(); ++i) timesteps[i] = sigma_to_t(sigmas[i], log_sigmas);
   }
   sigmas.push_back(0.0);
   sigma_values_.clear();
