@@ -2,12 +2,16 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "synthetic_dataset.h"
 #include "test_util.h"
 
 using sdtune::test::data_path;
@@ -19,8 +23,7 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
-Result run(const std::string& args) {
-  const std::string command = std::string(SDTUNE_BINARY) + " " + args + " 2>&1";
+Result run_shell(const std::string& command) {
   FILE* pipe = ::popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer{};
@@ -29,6 +32,8 @@ Result run(const std::string& args) {
   const int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
 }
+
+Result run(const std::string& args) { return run_shell(std::string(SDTUNE_BINARY) + " " + args + " 2>&1"); }
 
 TEST(Cli, HelpListsSubcommandsAndFlags) {
   const auto top = run("--help");
@@ -252,6 +257,108 @@ TEST(CliLora, InfoConvertAndFuse) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("fused/tokenizer/vocab.json")));
   r = run("lora convert " + data_path("tiny-sd2/lora") + " " + dir.file("x.safetensors") + " --format comfy");
   EXPECT_NE(r.exit_code, 0);
+}
+
+TEST(CliTrain, TheChaptersCommandTrainsAndCheckpoints) {
+  sdtune::test::TempDir data, out;
+  sdtune::test::make_dataset(data, 4);
+  const auto r = run("train --pretrained_model_name_or_path=" + data_path("tiny-sd2/pipeline") + " --train_data_dir=" + data.path.string() +
+                     " --caption_column=text --resolution=32 --random_flip --train_batch_size=1 --num_train_epochs=2"
+                     " --checkpointing_steps=5 --learning_rate=1e-04 --lr_scheduler=constant --lr_warmup_steps=0 --seed=42 --output_dir=" +
+                     out.path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* expected : {"***** Running training *****", "Num examples = 4", "Total optimization steps = 8", "Steps: 100%",
+                               "step_loss=", "Saved state to", "checkpoint-5"})
+    EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
+  for (const char* file : {"pytorch_lora_weights.safetensors", "checkpoint-5/state.json", "checkpoint-5/optimizer.pt", "logs/loss.svg"})
+    EXPECT_TRUE(std::filesystem::exists(out.file(file))) << file;
+}
+
+TEST(CliTrain, CtrlCFinishesTheStepSavesAndResumes) {
+  sdtune::test::TempDir data, out;
+  sdtune::test::make_dataset(data, 4);
+  const std::string train = std::string(SDTUNE_BINARY) + " train --model " + data_path("tiny-sd1/pipeline") + " --train_data_dir " +
+                            data.path.string() + " --resolution 32 --seed 1 --checkpointing_steps 0 --output_dir " + out.path.string();
+  // Interrupt once the first step is logged; the run must end on its own with a checkpoint.
+  const auto r = run_shell("bash -c '" + train + " --max_train_steps 100000 > " + out.file("run.txt") + " 2>&1 & pid=$!; " +
+                           "while [ ! -s " + out.file("logs/train.jsonl") + " ] && kill -0 $pid; do sleep 0.05; done; kill -INT $pid; wait $pid; echo rc=$?'");
+  EXPECT_NE(r.output.find("rc=130"), std::string::npos) << r.output;
+  std::ifstream log(out.file("run.txt"));
+  const std::string printed((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(printed.find("--resume_from_checkpoint latest"), std::string::npos) << printed;
+  std::string checkpoint;
+  for (const auto& entry : std::filesystem::directory_iterator(out.path))
+    if (entry.path().filename().string().rfind("checkpoint-", 0) == 0) checkpoint = entry.path().filename().string();
+  ASSERT_FALSE(checkpoint.empty()) << printed;
+  const int64_t step = std::stoll(checkpoint.substr(11));
+  const auto resumed = run(train.substr(std::string(SDTUNE_BINARY).size() + 1) + " --resume_from_checkpoint latest --max_train_steps " +
+                           std::to_string(step + 2));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("Resuming from checkpoint"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(std::filesystem::exists(out.file("pytorch_lora_weights.safetensors")));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
+  sdtune::test::TempDir data, out, work;
+  sdtune::test::make_dataset(data, 4);
+  const std::string model = data_path("tiny-sd2/pipeline");
+  auto r = run("train --model " + model + " --train_data_dir " + data.path.string() + " --resolution 32 --max_train_steps 2" +
+               " --checkpointing_steps 1 --validation_prompt '(lora-misato-token) picture' --num_validation_images 1" +
+               " --validation_inference_steps 2 --num_train_epochs 1 --output_dir " + out.path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string repo = work.file("misato-lora"), bare = work.file("remote.git");
+  ASSERT_EQ(run_shell("git init -q --bare " + bare).exit_code, 0);
+  r = run("publish " + out.path.string() + " --repo_dir " + repo + " --kohya --repo_id me/misato-lora --push file://" + bare);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* file : {"pytorch_lora_weights.safetensors", "misato-lora.safetensors", "README.md", ".gitattributes", "samples/step-2-0.png"})
+    EXPECT_TRUE(std::filesystem::exists(repo + "/" + file)) << file << "\n" << r.output;
+  for (const char* file : {"optimizer.pt", "state.json", "random_states.safetensors", "checkpoint-1"})
+    EXPECT_FALSE(std::filesystem::exists(repo + "/" + file)) << file;
+
+  // The card's front matter is YAML the Hub understands.
+  const std::string readme = read_file(repo + "/README.md");
+  const size_t end = readme.find("\n---\n", 4);
+  ASSERT_EQ(readme.rfind("---\n", 0), 0u);
+  ASSERT_NE(end, std::string::npos);
+  const YAML::Node card = YAML::Load(readme.substr(4, end - 4));
+  EXPECT_EQ(card["base_model"].as<std::string>(), model);
+  EXPECT_EQ(card["library_name"].as<std::string>(), "diffusers");
+  EXPECT_EQ(card["license"].as<std::string>(), "openrail++");
+  EXPECT_EQ(card["instance_prompt"].as<std::string>(), "(lora-misato-token)");
+  std::vector<std::string> tags;
+  for (const auto& t : card["tags"]) tags.push_back(t.as<std::string>());
+  for (const char* tag : {"lora", "text-to-image", "stable-diffusion"})
+    EXPECT_NE(std::find(tags.begin(), tags.end(), tag), tags.end()) << tag;
+  EXPECT_EQ(card["widget"][0]["text"].as<std::string>(), "(lora-misato-token) picture");
+  EXPECT_EQ(card["widget"][0]["output"]["url"].as<std::string>(), "samples/step-2-0.png");
+  EXPECT_NE(readme.find("pipe.load_lora_weights(\"me/misato-lora\")"), std::string::npos);
+  EXPECT_NE(readme.find("| Steps | 2 |"), std::string::npos) << readme;
+
+  EXPECT_EQ(run("publish --check " + repo).exit_code, 0);
+  r = run("generate --model " + model + " --lora " + repo + " --prompt '(lora-misato-token) picture' --num_inference_steps 2 --width 32 --height 32" +
+          " --seed 1 --output " + work.file("image.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // What was pushed comes back byte for byte.
+  ASSERT_EQ(run_shell("git clone -q -b main file://" + bare + " " + work.file("clone") + " 2>&1").exit_code, 0);
+  for (const char* file : {"pytorch_lora_weights.safetensors", "misato-lora.safetensors", "README.md", ".gitattributes", "samples/step-2-0.png"})
+    EXPECT_TRUE(read_file(work.file(std::string("clone/") + file)) == read_file(repo + "/" + file)) << file;
+
+  // A broken card fails the check; a folder holding a base model is refused.
+  std::ofstream(repo + "/README.md", std::ios::trunc) << "---\nlicense: [unclosed\n---\n";
+  r = run("publish --check " + repo);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("does not parse"), std::string::npos) << r.output;
+  std::filesystem::create_directories(work.file("other"));
+  std::ofstream(work.file("other/model_index.json")) << "{}";
+  r = run("publish " + out.path.string() + " --repo_dir " + work.file("other"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("model_index.json"), std::string::npos) << r.output;
 }
 
 }  // namespace

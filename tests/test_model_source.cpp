@@ -7,6 +7,7 @@
 #include "io/model_folder.h"
 #include "io/model_source.h"
 #include "test_util.h"
+#include "train/dataset.h"
 
 namespace fs = std::filesystem;
 using sdtune::test::TempDir;
@@ -61,6 +62,28 @@ TEST(ModelSource, HubIdResolvesThroughRefsToSnapshot) {
             (repo / "snapshots" / "def456").string());
   const std::string missing_rev = error_of([] { sdtune::io::resolve_model_dir("stabilityai/stable-diffusion-2", "v9"); });
   EXPECT_NE(missing_rev.find("no snapshot for revision \"v9\""), std::string::npos) << missing_rev;
+}
+
+TEST(ModelSource, HubDatasetResolvesToItsTrainSplitFolder) {
+  TempDir cache;
+  const fs::path snapshot = cache.path / "datasets--someone--misato" / "snapshots" / "c0ffee";
+  fs::create_directories(snapshot / "train");
+  fs::create_directories(cache.path / "datasets--someone--misato" / "refs");
+  std::ofstream(cache.path / "datasets--someone--misato" / "refs" / "main") << "c0ffee";
+  std::ofstream(snapshot / "train" / "metadata.jsonl") << "{}\n";
+  ScopedEnv hub("HF_HUB_CACHE", cache.path.c_str());
+  const std::string root = sdtune::io::resolve_dataset_dir("someone/misato");
+  EXPECT_EQ(root, snapshot.string());
+  EXPECT_EQ(sdtune::train::locate_image_folder(root), (snapshot / "train").string());
+  // A Parquet dataset (datasets' push_to_hub) is refused with the file named.
+  const fs::path parquet = cache.path / "datasets--someone--parquet" / "snapshots" / "1" / "data";
+  fs::create_directories(parquet);
+  std::ofstream(parquet / "train-00000-of-00001.parquet") << "PAR1";
+  const std::string message = error_of([&] { sdtune::train::locate_image_folder(parquet.parent_path().string()); });
+  EXPECT_NE(message.find("train-00000-of-00001.parquet: is a Parquet/Arrow dataset"), std::string::npos) << message;
+  const std::string missing = error_of([] { sdtune::io::resolve_dataset_dir("someone/absent"); });
+  EXPECT_NE(missing.find("datasets--someone--absent"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("--repo-type dataset"), std::string::npos) << missing;
 }
 
 TEST(ModelSource, CacheLocationFollowsEnvironment) {

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   sdtune::cli::add_lora_command(app);
   sdtune::cli::add_dataset_command(app);
   sdtune::cli::add_train_command(app);
+  sdtune::cli::add_publish_command(app);
   sdtune::cli::add_tokenize_command(app);
   sdtune::cli::add_encode_prompt_command(app);
   sdtune::cli::add_inspect_command(app);
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const sdtune::cli::ExitStatus& status) {
+    return status.code;
   } catch (const sdtune::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -6,8 +6,8 @@
 
 namespace sdtune {
 
-ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled, int64_t initial)
+    : label_(std::move(label)), total_(total), enabled_(enabled), initial_(initial), start_(std::chrono::steady_clock::now()) {}
 
 double ProgressBar::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -30,8 +30,8 @@ std::string ProgressBar::render(int64_t done, double elapsed, const std::string&
   std::ostringstream line;
   line << label_ << ": " << (fraction * 100 < 10 ? " " : "") << int(fraction * 100) << "%|" << std::string(size_t(filled), '#')
        << std::string(size_t(kWidth - filled), ' ') << "| " << done << "/" << total_ << " [" << format_duration(elapsed);
-  if (done > 0) {
-    const double per_unit = elapsed / double(done);
+  if (done > initial_) {
+    const double per_unit = elapsed / double(done - initial_);
     line << "<" << format_duration(per_unit * double(total_ - done)) << ", ";
     char rate[32];
     if (per_unit >= 1.0)

@@ -9,7 +9,8 @@ namespace sdtune {
 
 class ProgressBar {
  public:
-  ProgressBar(std::string label, int64_t total, bool enabled = true);
+  // `initial` units were done before this bar started (a resumed run); rates count only the new ones.
+  ProgressBar(std::string label, int64_t total, bool enabled = true, int64_t initial = 0);
   // Marks `done` units complete; `postfix` is appended inside the brackets (e.g. "lr=1e-4").
   void update(int64_t done, const std::string& postfix = "");
   // Ends the line.
@@ -25,6 +26,7 @@ class ProgressBar {
   std::string label_;
   int64_t total_;
   bool enabled_;
+  int64_t initial_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_;
 };

@@ -12,7 +12,7 @@
 
 namespace sdtune::io {
 
-static void sync_to_disk(const std::string& path) {
+void sync_to_disk(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw Error(path, std::string("cannot reopen to sync: ") + std::strerror(errno));
   int rc = ::fsync(fd);

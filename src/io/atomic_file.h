@@ -10,4 +10,7 @@ namespace sdtune::io {
 // On any failure the temporary file is removed and an Error naming `path` is thrown.
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
 
+// fsync of a file or folder (a folder's entries: renames inside it become durable).
+void sync_to_disk(const std::string& path);
+
 }  // namespace sdtune::io

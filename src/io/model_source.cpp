@@ -46,26 +46,20 @@ static std::string read_first_line(const fs::path& p) {
   return line;
 }
 
-std::string resolve_model_dir(const std::string& spec, const std::string& revision) {
-  if (spec.empty()) throw Error("--model", "no model given");
-  std::error_code ec;
-  if (fs::is_directory(spec, ec)) return spec;
-  if (fs::is_regular_file(spec, ec)) {
-    if (is_pickle_file(spec)) throw Error(spec, pickle_refusal(spec));
-    throw Error(spec, "is a single file; sdtune expects a diffusers model folder (model_index.json, unet/, "
-                      "vae/, text_encoder/, tokenizer/, scheduler/)");
-  }
+// "org/name" -> <hub cache>/<kind>--org--name/snapshots/<commit of revision>.
+static std::string resolve_hub_snapshot(const std::string& spec, const std::string& revision, const std::string& kind) {
   static const std::regex hub_id(R"(^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$)");
   if (!std::regex_match(spec, hub_id) || spec.find("..") != std::string::npos)
-    throw Error(spec, "no such folder, and not a Hugging Face model id of the form org/name");
+    throw Error(spec, "no such folder, and not a Hugging Face id of the form org/name");
 
-  std::string repo_folder = "models--";
+  std::error_code ec;
+  std::string repo_folder = kind + "--";
   for (char c : spec) repo_folder += (c == '/') ? std::string("--") : std::string(1, c);
   const fs::path cache = hf_hub_cache_dir();
   const fs::path repo = cache / repo_folder;
+  const std::string download = kind == "datasets" ? "huggingface-cli download --repo-type dataset " : "huggingface-cli download ";
   const std::string hint =
-      " (sdtune works offline: download it on a connected machine with `huggingface-cli download " + spec +
-      "` and copy the cache here, set HF_HUB_CACHE or HF_HOME to where it is, or pass a folder)";
+      " (sdtune works offline: download it on a connected machine with `" + download + spec + "` and copy the cache here, set HF_HUB_CACHE or HF_HOME to where it is, or pass a folder)";
   if (!fs::is_directory(repo, ec))
     throw Error(spec, "not a local folder and not in the Hugging Face cache: looked for " + repo.string() + hint);
 
@@ -77,6 +71,25 @@ std::string resolve_model_dir(const std::string& spec, const std::string& revisi
     throw Error(spec, "the Hugging Face cache has " + repo.string() + " but no snapshot for revision \"" +
                           revision + "\" (looked at " + ref.string() + " and " + snapshot.string() + ")" + hint);
   return snapshot.string();
+}
+
+std::string resolve_model_dir(const std::string& spec, const std::string& revision) {
+  if (spec.empty()) throw Error("--model", "no model given");
+  std::error_code ec;
+  if (fs::is_directory(spec, ec)) return spec;
+  if (fs::is_regular_file(spec, ec)) {
+    if (is_pickle_file(spec)) throw Error(spec, pickle_refusal(spec));
+    throw Error(spec, "is a single file; sdtune expects a diffusers model folder (model_index.json, unet/, "
+                      "vae/, text_encoder/, tokenizer/, scheduler/)");
+  }
+  return resolve_hub_snapshot(spec, revision, "models");
+}
+
+std::string resolve_dataset_dir(const std::string& spec, const std::string& revision) {
+  if (spec.empty()) throw Error("--dataset_name", "no dataset given");
+  std::error_code ec;
+  if (fs::is_directory(spec, ec)) return spec;
+  return resolve_hub_snapshot(spec, revision, "datasets");
 }
 
 }  // namespace sdtune::io

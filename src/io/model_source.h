@@ -14,6 +14,10 @@ std::string hf_hub_cache_dir();
 // and refuses pickle checkpoints (.ckpt/.bin/.pt/.pth) with an explanation.
 std::string resolve_model_dir(const std::string& spec, const std::string& revision = "main");
 
+// A dataset named by --dataset_name: a local folder, or a Hub dataset id in the local cache
+// (<cache>/datasets--org--name/snapshots/<commit>).
+std::string resolve_dataset_dir(const std::string& spec, const std::string& revision = "main");
+
 // The message given for a pickle file: why it is refused and how to convert it.
 std::string pickle_refusal(const std::string& path);
 

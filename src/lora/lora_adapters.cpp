@@ -80,6 +80,24 @@ std::vector<torch::Tensor> LoraAdapters::parameters() const {
   return out;
 }
 
+void LoraAdapters::load_weights(const LoraFile& file) {
+  std::map<std::string, const LoraModule*> by_module;
+  for (const auto& m : file.modules)
+    if (m.component == component_) by_module[m.module] = &m;
+  if (by_module.size() != slots_.size())
+    throw Error(file.path, "holds " + std::to_string(by_module.size()) + " LoRA modules; this run trains " + std::to_string(slots_.size()));
+  torch::NoGradGuard no_grad;
+  for (auto& s : slots_) {
+    auto it = by_module.find(s.module);
+    auto& a = s.layer->adapters[s.index];
+    if (it == by_module.end()) throw Error(file.path, "has no LoRA weights for " + s.module);
+    if (!it->second->down.sizes().equals(a.down.sizes()) || !it->second->up.sizes().equals(a.up.sizes()))
+      throw Error(file.path, "LoRA weights of " + s.module + " have another shape than this run's (a different --rank?)");
+    a.down.copy_(it->second->down);
+    a.up.copy_(it->second->up);
+  }
+}
+
 LoraFile LoraAdapters::to_file(const std::string& path) const {
   LoraFile file;
   file.path = path;

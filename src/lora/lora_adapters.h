@@ -31,6 +31,9 @@ class LoraAdapters {
   // The trainable tensors, with PEFT names ("<module>.lora_A.weight", "<module>.lora_B.weight").
   std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const;
   std::vector<torch::Tensor> parameters() const;
+  // Overwrites every side path with the weights of the same module in `file` (resuming a run).
+  // The file must hold exactly these modules with these shapes.
+  void load_weights(const LoraFile& file);
   // The current weights as a LoRA file (copies), e.g. for saving.
   LoraFile to_file(const std::string& path) const;
   size_t size() const { return slots_.size(); }

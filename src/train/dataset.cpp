@@ -197,6 +197,28 @@ Dataset read_dataset(const std::string& root, const DatasetOptions& options) {
   return d;
 }
 
+std::string locate_image_folder(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw Error(root, "dataset folder does not exist");
+  auto has_metadata = [](const fs::path& dir) { return fs::exists(dir / "metadata.jsonl") || fs::exists(dir / "metadata.csv"); };
+  for (const auto& dir : {fs::path(root), fs::path(root) / "train", fs::path(root) / "data" / "train", fs::path(root) / "data"})
+    if (fs::is_directory(dir, ec) && has_metadata(dir)) return dir.string();
+  // Datasets pushed with datasets' push_to_hub are Parquet shards: readable only with Arrow.
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string ext = it->path().extension().string();
+    if (ext == ".parquet" || ext == ".arrow")
+      throw Error(it->path().string(),
+                  "is a Parquet/Arrow dataset file; sdtune reads image folders only (no Arrow library is available here). "
+                  "Export it once with Python, e.g. `for i, row in enumerate(load_dataset(...)[\"train\"]): "
+                  "row[\"image\"].save(f\"{i}.png\")` plus a metadata.jsonl line per image, and pass that folder");
+    if (it.depth() >= 3) it.disable_recursion_pending();
+  }
+  for (const auto& dir : {fs::path(root) / "train", fs::path(root) / "data" / "train"})
+    if (fs::is_directory(dir, ec)) return dir.string();
+  return root;
+}
+
 CheckSummary check_dataset(Dataset& d, const CheckOptions& o) {
   CheckSummary s;
   for (const auto& item : d.items) {

@@ -40,6 +40,11 @@ struct Dataset {
 
 Dataset read_dataset(const std::string& root, const DatasetOptions& options);
 
+// The image folder inside a dataset repository (--dataset_name): the root, or the "train" split
+// folder (train/, data/train/) as datasets' imagefolder loader finds it. A Parquet/Arrow dataset is
+// refused with how to export it.
+std::string locate_image_folder(const std::string& root);
+
 struct CheckOptions {
   int64_t resolution = 512;
   std::string trigger_word;                           // counted when set

@@ -4,15 +4,18 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <filesystem>
 
 #include "core/error.h"
-#include "io/image_file.h"
+#include "io/atomic_file.h"
 #include "io/model_folder.h"
 #include "schedulers/noise_schedule.h"
+#include "train/checkpoint.h"
+#include "train/loss_plot.h"
+#include "train/loss_scaler.h"
+#include "train/training_record.h"
 
 namespace fs = std::filesystem;
 
@@ -20,32 +23,10 @@ namespace sdtune::train {
 
 namespace {
 
-int64_t random_below(int64_t n, at::Generator& generator) {
-  return n <= 1 ? 0 : at::randint(n, {1}, generator, torch::kLong).item<int64_t>();
-}
-
-}  // namespace
-
-at::Tensor train_transform(const io::RgbImage& image, int64_t resolution, Interpolation mode, bool center_crop, bool random_flip,
-                           at::Generator& generator) {
-  // torchvision Resize(int): the shorter side becomes `resolution`, the longer keeps the aspect.
-  const bool wide = image.width >= image.height;
-  const int64_t width = wide ? int64_t(double(resolution) * double(image.width) / double(image.height)) : resolution;
-  const int64_t height = wide ? resolution : int64_t(double(resolution) * double(image.height) / double(image.width));
-  const FloatImage resized = resize(image, width, height, mode);
-  const at::Tensor hwc = torch::from_blob(const_cast<float*>(resized.pixels.data()), {height, width, 3}, torch::kFloat);
-  const int64_t top = center_crop ? int64_t(std::round(double(height - resolution) / 2.0)) : random_below(height - resolution + 1, generator);
-  const int64_t left = center_crop ? int64_t(std::round(double(width - resolution) / 2.0)) : random_below(width - resolution + 1, generator);
-  at::Tensor chw = hwc.slice(0, top, top + resolution).slice(1, left, left + resolution).permute({2, 0, 1}).clone();
-  if (random_flip && at::rand({1}, generator).item<float>() < 0.5f) chw = chw.flip({2});
-  return chw / 127.5 - 1.0;
-}
-
-TrainResult train_lora(const TrainOptions& o, const std::function<void(const TrainPlan&)>& on_start,
-                       const std::function<void(const StepReport&)>& on_step) {
+Dataset read_checked_dataset(const TrainOptions& o) {
   Dataset dataset = read_dataset(o.data_dir, o.dataset);
   CheckOptions check;
-  check.resolution = o.resolution;
+  check.resolution = o.batches.resolution;
   check_dataset(dataset, check);
   if (dataset.has_errors()) {
     std::string report;
@@ -54,18 +35,59 @@ TrainResult train_lora(const TrainOptions& o, const std::function<void(const Tra
     throw Error(o.data_dir, "the dataset has problems (sdtune dataset check lists them all):" + report);
   }
   if (o.max_train_samples > 0 && int64_t(dataset.items.size()) > o.max_train_samples) dataset.items.resize(size_t(o.max_train_samples));
-  if (o.batch_size < 1 || o.gradient_accumulation_steps < 1) throw Error("--train_batch_size", "batch size and accumulation must be >= 1");
-  if (o.resolution < 8 || o.resolution % 8 != 0) throw Error("--resolution", "must be a positive multiple of 8");
+  return dataset;
+}
 
+at::ScalarType weight_dtype(const TrainOptions& o) {
+  if (o.mixed_precision == "no") return torch::kFloat;
+  if (o.mixed_precision == "bf16") return torch::kBFloat16;
+  if (o.mixed_precision == "fp16") {
+    if (!o.load.device.is_cuda()) throw Error("--mixed_precision", "fp16 needs --device cuda (on CPU use bf16 or no)");
+    return torch::kHalf;
+  }
+  throw Error("--mixed_precision", "must be no, bf16 or fp16, not \"" + o.mixed_precision + "\"");
+}
+
+// Keeps the log lines of steps up to `last_step` (a resumed run rewrites what came after).
+void truncate_log(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto json = nlohmann::json::parse(line, nullptr, false);
+    if (json.is_object() && json.contains("step") && json["step"].is_number_integer() && json["step"].get<int64_t>() <= last_step)
+      kept += line + "\n";
+  }
+  io::write_file_atomically(path, [&](std::ostream& out) { out << kept; });
+}
+
+// What must not change between a checkpoint and the run that resumes it.
+void check_resumable(const nlohmann::json& saved, const nlohmann::json& now, const std::string& checkpoint) {
+  for (const char* key : {"rank", "lora_alpha", "train_batch_size", "gradient_accumulation_steps", "num_examples", "lora_target_modules"})
+    if (saved.value(key, nlohmann::json()) != now.value(key, nlohmann::json()))
+      throw Error(checkpoint, std::string("was made with ") + key + " = " + saved.value(key, nlohmann::json()).dump() + "; this run has " +
+                                  now.value(key, nlohmann::json()).dump() + " (resume needs the same)");
+}
+
+}  // namespace
+
+TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
+  auto say = [&](const std::string& message) {
+    if (callbacks.on_message) callbacks.on_message(message);
+  };
+  if (o.batch_size < 1 || o.gradient_accumulation_steps < 1) throw Error("--train_batch_size", "batch size and accumulation must be >= 1");
+  if (o.batches.resolution < 8 || o.batches.resolution % 8 != 0) throw Error("--resolution", "must be a positive multiple of 8");
+  if (o.validation_epochs < 1) throw Error("--validation_epochs", "must be at least 1");
+  const Dataset dataset = read_checked_dataset(o);
+
+  pipeline::LoadOptions load = o.load;
+  load.dtype = weight_dtype(o);
   const io::ModelFolder folder(o.model_dir);
-  auto tokenizer = pipeline::load_tokenizer(folder);
-  auto text_encoder = pipeline::load_text_encoder(folder, o.load);
-  auto vae = pipeline::load_vae(folder, o.load);
-  auto unet = pipeline::load_unet(folder, o.load);
-  for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(text_encoder.get()), static_cast<torch::nn::Module*>(vae.get()),
-                               static_cast<torch::nn::Module*>(unet.get())})
+  auto model = pipeline::load_stable_diffusion(folder, load);
+  for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(model.text_encoder.get()), static_cast<torch::nn::Module*>(model.vae.get()),
+                               static_cast<torch::nn::Module*>(model.unet.get())})
     for (auto& p : m->parameters()) p.requires_grad_(false);
-  unet->train();
+  model.unet->train();
+  model.unet->set_gradient_checkpointing(o.gradient_checkpointing);
 
   const auto scheduler_config = folder.component_config("scheduler");
   const schedulers::ConfigReader reader(scheduler_config, folder.component_config_path("scheduler"));
@@ -74,14 +96,13 @@ TrainResult train_lora(const TrainOptions& o, const std::function<void(const Tra
   if (prediction != "epsilon" && prediction != "v_prediction") throw Error("--prediction_type", "must be epsilon or v_prediction");
 
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  auto adapters = lora::LoraAdapters::attach_new(*unet, lora::Component::UNet, o.lora, generator);
-  const int64_t batches_per_epoch = (int64_t(dataset.items.size()) + o.batch_size - 1) / o.batch_size;
+  auto adapters = lora::LoraAdapters::attach_new(*model.unet, lora::Component::UNet, o.lora, generator);
+  const int64_t examples = int64_t(dataset.items.size());
+  const int64_t batches_per_epoch = (examples + o.batch_size - 1) / o.batch_size;
   const int64_t updates_per_epoch = (batches_per_epoch + o.gradient_accumulation_steps - 1) / o.gradient_accumulation_steps;
   const int64_t total_steps = o.max_train_steps > 0 ? o.max_train_steps : o.num_epochs * updates_per_epoch;
   const int64_t epochs = (total_steps + updates_per_epoch - 1) / updates_per_epoch;
-  LrSchedule lr;
-  lr.kind = o.lr_scheduler;
-  lr.warmup_steps = o.lr_warmup_steps;
+  LrSchedule lr = o.lr;
   lr.total_steps = total_steps;
   lr.base_lr = o.scale_lr ? o.learning_rate * double(o.gradient_accumulation_steps * o.batch_size) : o.learning_rate;
   lr.validate();
@@ -89,83 +110,132 @@ TrainResult train_lora(const TrainOptions& o, const std::function<void(const Tra
                                                            .betas({o.adam_beta1, o.adam_beta2})
                                                            .weight_decay(o.adam_weight_decay)
                                                            .eps(o.adam_epsilon));
-  const auto device = unet->parameters().front().device();
-  const auto dtype = unet->parameters().front().scalar_type();
+  const auto device = model.unet->parameters().front().device();
+  const auto dtype = model.unet->parameters().front().scalar_type();
   const at::Tensor alphas_cumprod = schedule.alphas_cumprod.to(device);
+  LossScaler scaler;
+  const bool scaling = dtype == torch::kHalf;
+  BatchMaker batches(dataset, model, o.batches, dtype);
+  const TrainingRecord record = describe_training(o, dataset, model, prediction);
 
+  // Resume: weights, optimizer, generator and the position in the epoch, exactly as saved.
+  TrainingPosition position;
+  at::Tensor order;
+  bool resumed = false;
   fs::create_directories(fs::path(o.output_dir) / "logs");
-  std::ofstream log(fs::path(o.output_dir) / "logs" / "train.jsonl", std::ios::trunc);
-  const auto start = std::chrono::steady_clock::now();
-  if (on_start) on_start({int64_t(dataset.items.size()), epochs, o.batch_size, o.gradient_accumulation_steps, total_steps});
-  int64_t step = 0, micro = 0;
-  for (int64_t epoch = 0; epoch < epochs && step < total_steps; ++epoch) {
-    const at::Tensor order = at::randperm(int64_t(dataset.items.size()), generator, torch::kLong);
-    for (int64_t b = 0; b < batches_per_epoch && step < total_steps; ++b) {
-      std::vector<at::Tensor> pixels;
-      std::vector<int64_t> ids;
-      for (int64_t k = b * o.batch_size; k < std::min<int64_t>((b + 1) * o.batch_size, order.size(0)); ++k) {
-        const auto& item = dataset.items[size_t(order[k].item<int64_t>())];
-        pixels.push_back(train_transform(io::read_image(item.image_path), o.resolution, o.interpolation, o.center_crop, o.random_flip, generator));
-        const auto& caption = item.captions[size_t(random_below(int64_t(item.captions.size()), generator))];
-        const auto caption_ids = tokenizer->encode_padded(caption);  // diffusers: truncation, max_length padding
-        ids.insert(ids.end(), caption_ids.begin(), caption_ids.end());
-      }
-      const int64_t n = int64_t(pixels.size());
-      at::Tensor latents, context;
-      {
-        torch::NoGradGuard no_grad;
-        latents = vae->encode(torch::stack(pixels).to(device).to(dtype)).sample(generator) * vae->config().scaling_factor;
-        context = text_encoder->forward(torch::tensor(ids).view({n, -1}).to(device));
-      }
-      at::Tensor noise = at::randn(latents.sizes(), generator, torch::kFloat).to(device).to(dtype);
+  const std::string log_path = (fs::path(o.output_dir) / "logs" / "train.jsonl").string();
+  if (!o.resume_from_checkpoint.empty()) {
+    const std::string path = find_checkpoint(o.output_dir, o.resume_from_checkpoint);
+    if (path.empty()) {
+      say("Checkpoint 'latest' does not exist in " + o.output_dir + ". Starting a new training run.");
+    } else {
+      const CheckpointState state = load_checkpoint(path, optimizer);
+      check_resumable(state.arguments, record.arguments, path);
+      adapters.load_weights(lora::read_lora((fs::path(path) / "pytorch_lora_weights.safetensors").string()));
+      generator.set_state(state.generator_state);
+      position = state.position;
+      order = state.epoch_order;
+      if (scaling && position.loss_scale > 0) scaler.restore(position.loss_scale, position.scale_growth_tracker);
+      resumed = true;
+      say("Resuming from checkpoint " + path + " (step " + std::to_string(position.step) + ")");
+    }
+  }
+  truncate_log(log_path, resumed ? position.step : -1);
+  std::ofstream log(log_path, std::ios::app);
+
+  if (o.batches.cache) {
+    say("Caching latents and text embeddings of " + std::to_string(examples) + " examples");
+    batches.fill_cache();
+  }
+  if (callbacks.on_start) callbacks.on_start({examples, epochs, o.batch_size, o.gradient_accumulation_steps, total_steps, position.step});
+
+  const auto start = std::chrono::steady_clock::now() - std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                            std::chrono::duration<double>(position.seconds));
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  TrainResult result;
+  auto save = [&](int64_t step, int64_t epoch, int64_t next_batch) {
+    CheckpointState state;
+    state.position = {step, epoch, next_batch, elapsed(), scaling ? scaler.scale() : 0.0, scaler.growth_tracker()};
+    state.generator_state = generator.get_state();
+    state.epoch_order = order;
+    state.arguments = record.arguments;
+    result.last_checkpoint = save_checkpoint(o.output_dir, state, adapters.to_file("checkpoint"), optimizer);
+    say("Saved state to " + result.last_checkpoint);
+    for (const auto& removed : prune_checkpoints(o.output_dir, o.checkpoints_total_limit)) say("Removed " + removed);
+  };
+  int64_t last_validated = -1;
+  auto validate = [&](int64_t step, int64_t epoch) {
+    say("Running validation... Generating " + std::to_string(o.validation.num_images) + " images with prompt: " + o.validation.prompt);
+    ValidationOptions v = o.validation;
+    v.lora_name = fs::path(o.output_dir).filename().string();
+    for (const auto& path : write_validation_images(model, scheduler_config, v, step, epoch, o.output_dir)) say("wrote " + path);
+    last_validated = step;
+  };
+  auto stop_requested = [&] { return callbacks.stop_requested && callbacks.stop_requested(); };
+
+  int64_t step = position.step, micro = 0;
+  for (int64_t epoch = position.epoch; epoch < epochs && step < total_steps && !result.interrupted; ++epoch) {
+    const bool continuing = resumed && epoch == position.epoch;
+    if (!continuing) order = at::randperm(examples, generator, torch::kLong);
+    for (int64_t b = continuing ? position.next_batch : 0; b < batches_per_epoch && step < total_steps; ++b) {
+      std::vector<int64_t> indices;
+      for (int64_t k = b * o.batch_size; k < std::min((b + 1) * o.batch_size, examples); ++k) indices.push_back(order[k].item<int64_t>());
+      const Batch batch = batches.make(indices, generator);
+      const int64_t n = int64_t(indices.size());
+      at::Tensor noise = at::randn(batch.latents.sizes(), generator, torch::kFloat).to(device).to(dtype);
       if (o.noise_offset > 0)
-        noise = noise + o.noise_offset * at::randn({n, latents.size(1), 1, 1}, generator, torch::kFloat).to(device).to(dtype);
+        noise = noise + o.noise_offset * at::randn({n, batch.latents.size(1), 1, 1}, generator, torch::kFloat).to(device).to(dtype);
       const at::Tensor timesteps = at::randint(schedule.num_train_timesteps, {n}, generator, torch::kLong).to(device);
-      const at::Tensor noisy = schedule.add_noise(latents, noise, timesteps);
-      const at::Tensor target = prediction == "epsilon" ? noise : schedule.velocity(latents, noise, timesteps);
-      const at::Tensor pred = unet->forward(noisy, timesteps, context).to(torch::kFloat);
+      const at::Tensor noisy = schedule.add_noise(batch.latents, noise, timesteps);
+      const at::Tensor target = (prediction == "epsilon" ? noise : schedule.velocity(batch.latents, noise, timesteps)).to(torch::kFloat);
+      const at::Tensor pred = model.unet->forward(noisy, timesteps, batch.context).to(torch::kFloat);
       at::Tensor loss;
       if (o.snr_gamma > 0) {  // Min-SNR weighting (Hang et al. 2023), as the script computes it
         const at::Tensor a = alphas_cumprod.index_select(0, timesteps);
         const at::Tensor snr = a / (1 - a);
         const at::Tensor clipped = torch::clamp_max(snr, o.snr_gamma);
         const at::Tensor weights = prediction == "epsilon" ? clipped / snr : clipped / (snr + 1);
-        loss = (torch::mse_loss(pred, target.to(torch::kFloat), at::Reduction::None).mean({1, 2, 3}) * weights).mean();
+        loss = (torch::mse_loss(pred, target, at::Reduction::None).mean({1, 2, 3}) * weights).mean();
       } else {
-        loss = torch::mse_loss(pred, target.to(torch::kFloat));
+        loss = torch::mse_loss(pred, target);
       }
-      (loss / double(o.gradient_accumulation_steps)).backward();
+      (loss * ((scaling ? scaler.scale() : 1.0) / double(o.gradient_accumulation_steps))).backward();
       if (++micro % o.gradient_accumulation_steps != 0 && b + 1 < batches_per_epoch) continue;
-      torch::nn::utils::clip_grad_norm_(adapters.parameters(), o.max_grad_norm);
+      const bool finite = !scaling || scaler.unscale(adapters.parameters());
       const double current_lr = lr.learning_rate(step);
-      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(current_lr);
-      optimizer.step();
+      if (finite) {
+        torch::nn::utils::clip_grad_norm_(adapters.parameters(), o.max_grad_norm);
+        for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(current_lr);
+        optimizer.step();
+      }
+      if (scaling) scaler.update(finite);
       optimizer.zero_grad();
       micro = 0;
       ++step;
       const StepReport report{step, total_steps, epoch, loss.item<double>(), current_lr};
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      log << nlohmann::json{{"step", step}, {"epoch", epoch}, {"loss", report.loss}, {"lr", current_lr}, {"seconds", seconds}}.dump() << "\n";
+      log << nlohmann::json{{"step", step}, {"epoch", epoch}, {"loss", report.loss}, {"lr", current_lr}, {"seconds", elapsed()}}.dump() << "\n";
       log.flush();
-      if (on_step) on_step(report);
+      if (callbacks.on_step) callbacks.on_step(report);
+      result.interrupted = stop_requested();
+      if (result.interrupted || (o.checkpointing_steps > 0 && step % o.checkpointing_steps == 0)) save(step, epoch, b + 1);
+      if (result.interrupted) break;
+    }
+    if (!result.interrupted && !o.validation.prompt.empty() && epoch % o.validation_epochs == 0) {
+      validate(step, epoch);
+      result.interrupted = stop_requested();
+      if (result.interrupted) save(step, epoch, batches_per_epoch);
     }
   }
-
-  TrainResult result;
   result.steps = step;
+  log.close();
+  const auto points = read_loss_log(log_path);
+  if (!points.empty()) write_loss_plot(points, (fs::path(o.output_dir) / "logs" / "loss.svg").string());
+  if (result.interrupted) return result;
+
+  if (!o.validation.prompt.empty() && last_validated != step) validate(step, epochs - 1);
   result.lora_path = (fs::path(o.output_dir) / "pytorch_lora_weights.safetensors").string();
   auto file = adapters.to_file(result.lora_path);
-  file.metadata = {{"sdtune_base_model", o.model_name},
-                   {"sdtune_rank", std::to_string(o.lora.rank)},
-                   {"sdtune_alpha", std::to_string(o.lora.alpha)},
-                   {"sdtune_resolution", std::to_string(o.resolution)},
-                   {"sdtune_steps", std::to_string(step)},
-                   {"sdtune_learning_rate", std::to_string(o.learning_rate)},
-                   {"sdtune_seed", std::to_string(o.seed)},
-                   {"ss_network_dim", std::to_string(o.lora.rank)},
-                   {"ss_network_alpha", std::to_string(o.lora.alpha)},
-                   {"ss_resolution", std::to_string(o.resolution)},
-                   {"ss_steps", std::to_string(step)}};
+  file.metadata = lora_metadata(record, step, elapsed());
   lora::write_lora(file, result.lora_path, lora::LoraFormat::Diffusers);
   if (o.save_kohya)
     lora::write_lora(file, (fs::path(o.output_dir) / "pytorch_lora_weights_kohya.safetensors").string(), lora::LoraFormat::Kohya);

@@ -111,4 +111,9 @@ torch::Tensor UNet2DConditionImpl::forward(const torch::Tensor& sample, const to
   return conv_out_(F::silu(conv_norm_out_(x)));
 }
 
+void UNet2DConditionImpl::set_gradient_checkpointing(bool on) {
+  for (auto& module : modules())
+    if (auto* stage = dynamic_cast<StageBase*>(module.get())) stage->gradient_checkpointing = on;
+}
+
 }  // namespace sdtune::models

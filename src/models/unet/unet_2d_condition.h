@@ -23,6 +23,8 @@ class UNet2DConditionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timestep, const torch::Tensor& context);
 
   const UNetConfig& config() const { return config_; }
+  // Training: recompute each resnet's and transformer's activations in backward instead of keeping them.
+  void set_gradient_checkpointing(bool on);
 
  private:
   UNetConfig config_;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "models/common/gradient_checkpoint.h"
+
 namespace sdtune::models {
 
 namespace {
@@ -24,6 +26,17 @@ Transformer2D make_transformer(const StageOptions& o, int64_t channels, int64_t 
 
 }  // namespace
 
+torch::Tensor StageBase::run_resnet(size_t index, const torch::Tensor& x, const torch::Tensor& temb) {
+  auto resnet = resnets_[index]->as<ResnetBlock2D>();
+  return run_block(gradient_checkpointing, *resnet, [resnet](const auto& in) { return resnet->forward(in[0], in[1]); }, {x, temb});
+}
+
+torch::Tensor StageBase::run_transformer(size_t index, const torch::Tensor& x, const torch::Tensor& context) {
+  auto transformer = attentions_[index]->as<Transformer2D>();
+  return run_block(gradient_checkpointing, *transformer, [transformer](const auto& in) { return transformer->forward(in[0], in[1]); },
+                   {x, context});
+}
+
 DownStageImpl::DownStageImpl(const StageOptions& o) {
   resnets_ = register_module("resnets", torch::nn::ModuleList());
   if (o.cross_attention) attentions_ = register_module("attentions", torch::nn::ModuleList());
@@ -38,8 +51,8 @@ DownStageImpl::DownStageImpl(const StageOptions& o) {
 torch::Tensor DownStageImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
                                      std::vector<torch::Tensor>* skips) {
   for (size_t i = 0; i < resnets_->size(); ++i) {
-    x = resnets_[i]->as<ResnetBlock2D>()->forward(x, temb);
-    if (attentions_) x = attentions_[i]->as<Transformer2D>()->forward(x, context);
+    x = run_resnet(i, x, temb);
+    if (attentions_) x = run_transformer(i, x, context);
     skips->push_back(x);
   }
   if (downsamplers_) {
@@ -66,8 +79,8 @@ torch::Tensor UpStageImpl::forward(torch::Tensor x, const torch::Tensor& temb, c
   for (size_t i = 0; i < resnets_->size(); ++i) {
     x = torch::cat({x, skips->back()}, 1);
     skips->pop_back();
-    x = resnets_[i]->as<ResnetBlock2D>()->forward(x, temb);
-    if (attentions_) x = attentions_[i]->as<Transformer2D>()->forward(x, context);
+    x = run_resnet(i, x, temb);
+    if (attentions_) x = run_transformer(i, x, context);
   }
   if (upsamplers_) x = upsamplers_[0]->as<Upsample2D>()->forward(x, upsample_size);
   return x;
@@ -83,10 +96,10 @@ MidStageImpl::MidStageImpl(const StageOptions& o) {
 }
 
 torch::Tensor MidStageImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context) {
-  x = resnets_[0]->as<ResnetBlock2D>()->forward(x, temb);
+  x = run_resnet(0, x, temb);
   for (size_t i = 0; i < attentions_->size(); ++i) {
-    x = attentions_[i]->as<Transformer2D>()->forward(x, context);
-    x = resnets_[i + 1]->as<ResnetBlock2D>()->forward(x, temb);
+    x = run_transformer(i, x, context);
+    x = run_resnet(i + 1, x, temb);
   }
   return x;
 }

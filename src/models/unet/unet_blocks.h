@@ -14,6 +14,17 @@
 
 namespace sdtune::models {
 
+// The part every stage shares: whether its resnets and transformers run checkpointed in training.
+class StageBase : public torch::nn::Module {
+ public:
+  bool gradient_checkpointing = false;
+
+ protected:
+  torch::Tensor run_resnet(size_t index, const torch::Tensor& x, const torch::Tensor& temb);
+  torch::Tensor run_transformer(size_t index, const torch::Tensor& x, const torch::Tensor& context);
+  torch::nn::ModuleList resnets_{nullptr}, attentions_{nullptr};
+};
+
 struct StageOptions {
   int64_t in_channels;
   int64_t out_channels;
@@ -27,7 +38,7 @@ struct StageOptions {
   TransformerOptions transformer;    // heads, context dim, ... (channels filled per stage)
 };
 
-class DownStageImpl : public torch::nn::Module {
+class DownStageImpl : public StageBase {
  public:
   explicit DownStageImpl(const StageOptions& options);
   // Returns the output and appends each layer's output to `skips`.
@@ -35,11 +46,11 @@ class DownStageImpl : public torch::nn::Module {
                         std::vector<torch::Tensor>* skips);
 
  private:
-  torch::nn::ModuleList resnets_{nullptr}, attentions_{nullptr}, downsamplers_{nullptr};
+  torch::nn::ModuleList downsamplers_{nullptr};
 };
 TORCH_MODULE(DownStage);
 
-class UpStageImpl : public torch::nn::Module {
+class UpStageImpl : public StageBase {
  public:
   explicit UpStageImpl(const StageOptions& options);
   // Consumes one skip per layer from the back of `skips`. `upsample_size` is the spatial size of the
@@ -49,17 +60,14 @@ class UpStageImpl : public torch::nn::Module {
   int64_t layers() const { return int64_t(resnets_->size()); }
 
  private:
-  torch::nn::ModuleList resnets_{nullptr}, attentions_{nullptr}, upsamplers_{nullptr};
+  torch::nn::ModuleList upsamplers_{nullptr};
 };
 TORCH_MODULE(UpStage);
 
-class MidStageImpl : public torch::nn::Module {
+class MidStageImpl : public StageBase {
  public:
   explicit MidStageImpl(const StageOptions& options);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context);
-
- private:
-  torch::nn::ModuleList resnets_{nullptr}, attentions_{nullptr};
 };
 TORCH_MODULE(MidStage);
 

@@ -1,0 +1,149 @@
+#include "train/checkpoint.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/json_file.h"
+#include "io/tensor_io.h"
+#include "lora/lora_file.h"
+
+namespace fs = std::filesystem;
+
+namespace sdtune::train {
+
+namespace {
+
+const char* const kWeights = "pytorch_lora_weights.safetensors";
+const char* const kOptimizer = "optimizer.pt";
+const char* const kRandom = "random_states.safetensors";
+const char* const kState = "state.json";
+
+// checkpoint-<N> -> N, or -1 for any other name (temporary folders start with a dot).
+int64_t checkpoint_step(const fs::path& path) {
+  static const std::regex name("checkpoint-([0-9]{1,18})");
+  std::smatch m;
+  const std::string base = path.filename().string();
+  return std::regex_match(base, m, name) ? std::stoll(m[1]) : -1;
+}
+
+nlohmann::json position_json(const TrainingPosition& p) {
+  return {{"step", p.step},       {"epoch", p.epoch},           {"next_batch", p.next_batch},
+          {"seconds", p.seconds}, {"loss_scale", p.loss_scale}, {"scale_growth_tracker", p.scale_growth_tracker}};
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& output_dir, const CheckpointState& state, const lora::LoraFile& weights,
+                            const torch::optim::Optimizer& optimizer) {
+  const fs::path final_dir = fs::path(output_dir) / ("checkpoint-" + std::to_string(state.position.step));
+  const fs::path tmp = fs::path(output_dir) / (".checkpoint-" + std::to_string(state.position.step) + ".partial-" + std::to_string(::getpid()));
+  try {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    lora::write_lora(weights, (tmp / kWeights).string(), lora::LoraFormat::Diffusers);
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    archive.save_to((tmp / kOptimizer).string());
+    io::sync_to_disk((tmp / kOptimizer).string());
+    io::save_tensors((tmp / kRandom).string(), {{"generator_state", state.generator_state}, {"epoch_order", state.epoch_order}});
+    const nlohmann::json json{{"format", "sdtune-checkpoint-1"}, {"position", position_json(state.position)}, {"arguments", state.arguments}};
+    io::write_file_atomically((tmp / kState).string(), [&](std::ostream& out) { out << json.dump(2) << "\n"; });
+    io::sync_to_disk(tmp.string());
+    // A checkpoint of the same step (a resumed run saving again) is moved aside, not deleted, until
+    // the new one is in place.
+    const fs::path old = fs::path(output_dir) / (".checkpoint-" + std::to_string(state.position.step) + ".old-" + std::to_string(::getpid()));
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    io::sync_to_disk(output_dir);
+    fs::remove_all(old);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp);
+    throw Error(final_dir.string(), std::string("cannot write the checkpoint: ") + e.code().message());
+  } catch (const c10::Error& e) {
+    fs::remove_all(tmp);
+    throw Error(final_dir.string(), std::string("cannot write the optimizer state: ") + e.what_without_backtrace());
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+  // Folders left by a run killed while writing one.
+  for (const auto& entry : fs::directory_iterator(output_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".checkpoint-", 0) == 0 && name.find(".partial-") != std::string::npos) fs::remove_all(entry.path());
+  }
+  return final_dir.string();
+}
+
+CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer& optimizer) {
+  for (const char* name : {kWeights, kOptimizer, kRandom, kState})
+    if (!fs::exists(fs::path(path) / name)) throw Error(path, std::string("is not a whole checkpoint: ") + name + " is missing");
+  CheckpointState state;
+  const auto json = io::read_json_file((fs::path(path) / kState).string());
+  try {
+    const auto& p = json.at("position");
+    state.position.step = p.at("step").get<int64_t>();
+    state.position.epoch = p.at("epoch").get<int64_t>();
+    state.position.next_batch = p.at("next_batch").get<int64_t>();
+    state.position.seconds = p.at("seconds").get<double>();
+    state.position.loss_scale = p.at("loss_scale").get<double>();
+    state.position.scale_growth_tracker = p.at("scale_growth_tracker").get<int64_t>();
+    state.arguments = json.at("arguments");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error((fs::path(path) / kState).string(), std::string("unexpected content: ") + e.what());
+  }
+  const auto random = io::read_all_tensors((fs::path(path) / kRandom).string());
+  for (const char* name : {"generator_state", "epoch_order"})
+    if (!random.count(name)) throw Error((fs::path(path) / kRandom).string(), std::string("has no tensor ") + name);
+  state.generator_state = random.at("generator_state").clone();
+  state.epoch_order = random.at("epoch_order").to(torch::kLong).clone();
+  if (state.generator_state.scalar_type() != torch::kByte)
+    throw Error((fs::path(path) / kRandom).string(), "generator_state must be uint8");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from((fs::path(path) / kOptimizer).string());
+    optimizer.load(archive);
+  } catch (const c10::Error& e) {
+    throw Error((fs::path(path) / kOptimizer).string(), std::string("cannot read the optimizer state: ") + e.what_without_backtrace());
+  }
+  return state;
+}
+
+std::vector<std::string> list_checkpoints(const std::string& output_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (fs::is_directory(output_dir))
+    for (const auto& entry : fs::directory_iterator(output_dir))
+      if (entry.is_directory() && checkpoint_step(entry.path()) >= 0) found.emplace_back(checkpoint_step(entry.path()), entry.path().string());
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& f : found) paths.push_back(f.second);
+  return paths;
+}
+
+std::string find_checkpoint(const std::string& output_dir, const std::string& spec) {
+  if (spec == "latest") {
+    const auto all = list_checkpoints(output_dir);
+    return all.empty() ? "" : all.back();
+  }
+  for (const auto& candidate : {fs::path(spec), fs::path(output_dir) / spec})
+    if (fs::is_directory(candidate)) return candidate.string();
+  throw Error("--resume_from_checkpoint", "no checkpoint folder \"" + spec + "\" (looked as given and in " + output_dir + ")");
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& output_dir, int64_t limit) {
+  std::vector<std::string> removed;
+  if (limit <= 0) return removed;
+  auto all = list_checkpoints(output_dir);
+  for (size_t i = 0; i + size_t(limit) < all.size(); ++i) {
+    fs::remove_all(all[i]);
+    removed.push_back(all[i]);
+  }
+  return removed;
+}
+
+}  // namespace sdtune::train

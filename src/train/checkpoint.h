@@ -1,0 +1,61 @@
+// Training checkpoints: output_dir/checkpoint-N/ holds everything a run needs to continue exactly
+// where it stopped (accelerate's save_state, in files other tools can read):
+//   pytorch_lora_weights.safetensors  the LoRA so far (diffusers keys; `sdtune generate` loads it)
+//   optimizer.pt                      LibTorch's archive of the AdamW state
+//   random_states.safetensors         the training generator's state and the epoch's shuffled order
+//   state.json                        step, epoch, batch, seconds, loss scaler, and the run's arguments
+// A checkpoint is written into a hidden temporary folder and renamed into place, so a kill at any
+// moment leaves every earlier checkpoint whole.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace sdtune::lora {
+struct LoraFile;
+}
+
+namespace sdtune::train {
+
+struct TrainingPosition {
+  int64_t step = 0;        // optimizer steps done
+  int64_t epoch = 0;       // the epoch in progress
+  int64_t next_batch = 0;  // its first batch not trained on yet
+  double seconds = 0;      // training time so far
+  double loss_scale = 0;   // fp16 loss scale (0: no scaler)
+  int64_t scale_growth_tracker = 0;
+};
+
+struct CheckpointState {
+  TrainingPosition position;
+  at::Tensor generator_state;  // uint8, at::Generator::get_state()
+  at::Tensor epoch_order;      // int64 shuffled example order of position.epoch
+  nlohmann::json arguments;    // the run's options, for the record and for resume checks
+};
+
+// Writes output_dir/checkpoint-<step>/ (replacing one of the same step) and returns its path.
+std::string save_checkpoint(const std::string& output_dir, const CheckpointState& state, const lora::LoraFile& weights,
+                            const torch::optim::Optimizer& optimizer);
+
+// Reads a checkpoint folder: fills `optimizer` and returns the rest. The LoRA weights are in
+// <path>/pytorch_lora_weights.safetensors.
+CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer& optimizer);
+
+// The checkpoint-N folders of output_dir, oldest (smallest N) first.
+std::vector<std::string> list_checkpoints(const std::string& output_dir);
+
+// --resume_from_checkpoint: "latest" -> the newest checkpoint of output_dir ("" when there is none);
+// otherwise a folder path, or a checkpoint name inside output_dir. A named one that does not exist is an Error.
+std::string find_checkpoint(const std::string& output_dir, const std::string& spec);
+
+// --checkpoints_total_limit: removes the oldest checkpoints until at most `limit` remain (0: no limit).
+// Returns the removed paths.
+std::vector<std::string> prune_checkpoints(const std::string& output_dir, int64_t limit);
+
+}  // namespace sdtune::train
