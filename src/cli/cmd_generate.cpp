@@ -152,22 +152,10 @@ void run(const GenerateFlags& f) {
   if (!f.save_latents.empty())
     io::save_tensors(f.save_latents, {{"latents", result.latents.to(torch::kFloat).cpu()}}, {{"seed", std::to_string(seed)}});
 
-  pipeline::Infotext info;
-  info.prompt = f.text;
-  info.negative_prompt = f.negative;
-  info.steps = f.steps;
-  info.scheduler = scheduler->name();
+  pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), model_name(f.model.model));
+  info.prompt = f.text;  // with its <lora:...> tags
   info.karras = f.karras;
-  info.guidance_scale = f.guidance_scale;
-  info.guidance_rescale = f.guidance_rescale;
   info.eta = scheduler->name() == "ddim" ? f.eta : 0.0;
-  info.seed = seed;
-  info.width = result.images.size(3);
-  info.height = result.images.size(2);
-  info.model = model_name(f.model.model);
-  info.clip_skip = f.prompt.clip_skip;
-  info.emphasis = request.prompt_options.weighting == text::PromptWeighting::A1111;
-  info.batch_size = f.num_images;
   info.loras = lora_names;
   const auto images = pipeline::to_rgb8(result.images);
   for (size_t i = 0; i < images.size(); ++i) {

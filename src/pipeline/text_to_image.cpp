@@ -124,4 +124,23 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
   return result;
 }
 
+Infotext describe_generation(const GenerationRequest& request, const GenerationResult& result, const std::string& scheduler,
+                             const std::string& model) {
+  Infotext info;
+  info.prompt = request.prompt;
+  info.negative_prompt = request.negative_prompt;
+  info.steps = request.steps;
+  info.scheduler = scheduler;
+  info.guidance_scale = request.guidance_scale;
+  info.guidance_rescale = request.guidance_rescale;
+  info.seed = request.seed;
+  info.width = result.images.size(3);
+  info.height = result.images.size(2);
+  info.model = model;
+  info.clip_skip = request.clip_skip;
+  info.emphasis = request.prompt_options.weighting == text::PromptWeighting::A1111;
+  info.batch_size = request.num_images;
+  return info;
+}
+
 }  // namespace sdtune::pipeline

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "models/clip_text.h"
+#include "pipeline/infotext.h"
 #include "models/unet/unet_2d_condition.h"
 #include "models/vae/autoencoder_kl.h"
 #include "schedulers/scheduler.h"
@@ -59,6 +60,12 @@ using StepCallback = std::function<void(int64_t completed, int64_t total, const 
 // Checks sizes and counts, then runs. `scheduler` must be freshly configured for the model.
 GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& scheduler, const GenerationRequest& request,
                           const StepCallback& on_step = nullptr);
+
+// The A1111 parameters of a finished request: prompt, sampler, steps, guidance, seed, size (of the
+// images made), clip skip, emphasis and batch size. Callers add what the request does not know
+// (Karras, eta, LoRAs, the prompt as typed).
+Infotext describe_generation(const GenerationRequest& request, const GenerationResult& result, const std::string& scheduler,
+                             const std::string& model);
 
 // Latents in [N, C, H, W] decoded to images in [0, 1].
 at::Tensor decode_latents(StableDiffusion& model, const at::Tensor& latents, bool tiling);

@@ -7,7 +7,6 @@
 
 #include "core/error.h"
 #include "pipeline/image_output.h"
-#include "pipeline/infotext.h"
 
 namespace fs = std::filesystem;
 
@@ -37,16 +36,7 @@ std::vector<std::string> write_validation_images(pipeline::StableDiffusion& mode
 
   const fs::path dir = fs::path(output_dir) / "samples";
   fs::create_directories(dir);
-  pipeline::Infotext info;
-  info.prompt = o.prompt;
-  info.negative_prompt = o.negative_prompt;
-  info.steps = o.steps;
-  info.scheduler = scheduler->name();
-  info.guidance_scale = o.guidance_scale;
-  info.seed = o.seed;
-  info.width = info.height = o.size;
-  info.model = o.model_name;
-  info.batch_size = o.num_images;
+  pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), o.model_name);
   if (!o.lora_name.empty()) info.loras = {o.lora_name + ":1"};
   std::ofstream log(dir / "samples.jsonl", std::ios::app);
   std::vector<std::string> paths;
