@@ -1,20 +1,30 @@
 // Timings of the model components at full SD size, on the random-weight folders that
 // `sdtune dev make-model` writes. Run: SDTUNE_BENCH_MODEL=DIR build/bench/bench_models
-// [--benchmark_format=json]. Peak RSS is reported as a counter (bytes, whole process so far).
+// [--benchmark_format=json] [--benchmark_filter=...]. Counters: peak_rss (bytes, whole process so
+// far), GFLOP/s and the fraction of the machine's measured fp32 GEMM peak (GemmPeak) where the work
+// is known. SDTUNE_PROFILE=trace.json instead writes a Chrome trace of one UNet CFG step at 256².
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "core/runtime.h"
 #include "io/model_folder.h"
 #include "lora/lora_adapters.h"
 #include "pipeline/components.h"
 
 namespace {
+
+// Convolutions and matrix products of diffusers' SD2 UNet forward for a CFG batch of 2 (from the issue).
+constexpr double kUNetCfgGflop256 = 362, kUNetCfgGflop512 = 1609;
+double gemm_peak_gflops = 0;  // set by GemmPeak, which runs first
 
 std::string model_dir() {
   const char* dir = std::getenv("SDTUNE_BENCH_MODEL");
@@ -31,14 +41,57 @@ double peak_rss_bytes() {
   return double(usage.ru_maxrss) * 1024.0;
 }
 
+at::ScalarType bench_dtype() {
+  const char* dtype = std::getenv("SDTUNE_BENCH_DTYPE");  // fp32 (default) or bf16
+  return dtype && std::string(dtype) == "bf16" ? at::kBFloat16 : at::kFloat;
+}
+
+sdtune::pipeline::LoadOptions load_options() {
+  sdtune::pipeline::LoadOptions options;
+  options.dtype = bench_dtype();
+  return options;
+}
+
+// Loaded outside inference mode: tensors made under it could not take part in training steps.
 sdtune::models::UNet2DCondition& unet() {
-  static auto model = sdtune::pipeline::load_unet(sdtune::io::ModelFolder(model_dir()), {});
+  c10::InferenceMode not_inference(false);
+  static auto model = sdtune::pipeline::load_unet(sdtune::io::ModelFolder(model_dir()), load_options());
   return model;
 }
 
 sdtune::models::AutoencoderKL& vae() {
-  static auto model = sdtune::pipeline::load_vae(sdtune::io::ModelFolder(model_dir()), {});
+  c10::InferenceMode not_inference(false);
+  static auto model = sdtune::pipeline::load_vae(sdtune::io::ModelFolder(model_dir()), load_options());
   return model;
+}
+
+// The machine's fp32 matrix-product peak as LibTorch reaches it (4096² sgemm through the BLAS).
+void GemmPeak(benchmark::State& state) {
+  const auto a = torch::randn({4096, 4096}), b = torch::randn({4096, 4096});
+  torch::mm(a, b);  // warm-up
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(torch::mm(a, b));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  gemm_peak_gflops = 2.0 * 4096 * 4096 * 4096 * double(state.iterations()) / seconds / 1e9;
+  state.counters["GFLOP/s"] = gemm_peak_gflops;
+}
+
+// Loading the UNet, text encoder and VAE (fp16 files converted to the compute dtype).
+void ModelLoad(benchmark::State& state) {
+  for (auto _ : state) {
+    const sdtune::io::ModelFolder folder(model_dir());
+    benchmark::DoNotOptimize(sdtune::pipeline::load_stable_diffusion(folder, load_options()));
+  }
+  state.counters["peak_rss"] = peak_rss_bytes();
+}
+
+void TextEncode(benchmark::State& state) {
+  torch::InferenceMode inference;
+  const sdtune::io::ModelFolder folder(model_dir());
+  auto text = sdtune::pipeline::load_text_components(folder, load_options());
+  const auto ids = text.tokenizer->encode_padded("(lora-misato-token) in food ad, billboard sign, 90s, anime, japanese pop");
+  const auto batch = torch::tensor(ids).view({1, -1}).repeat({2, 1});
+  for (auto _ : state) benchmark::DoNotOptimize(text.encoder->forward(batch));
 }
 
 // One UNet evaluation of a classifier-free-guidance step: batch 2 (uncond + cond) at size x size pixels.
@@ -46,11 +99,17 @@ void UNetCfgStep(benchmark::State& state) {
   torch::InferenceMode inference;
   auto& model = unet();
   const int64_t latent = state.range(0) / 8;
-  const int64_t context_dim = model->config().cross_attention_dim[0];
-  const auto sample = torch::randn({2, 4, latent, latent});
-  const auto context = torch::randn({2, 77, context_dim});
+  const auto dtype = bench_dtype();
+  const auto sample = torch::randn({2, 4, latent, latent}).to(dtype);
+  const auto context = torch::randn({2, 77, model->config().cross_attention_dim[0]}).to(dtype);
   const auto timestep = torch::tensor(int64_t(500));
+  model->forward(sample, timestep, context);  // warm-up: allocator and oneDNN primitive caches
+  const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) benchmark::DoNotOptimize(model->forward(sample, timestep, context));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / double(state.iterations());
+  const double gflop = state.range(0) == 256 ? kUNetCfgGflop256 : kUNetCfgGflop512;
+  state.counters["GFLOP/s"] = gflop / seconds;
+  if (gemm_peak_gflops > 0) state.counters["of_peak"] = gflop / seconds / gemm_peak_gflops;
   state.counters["peak_rss"] = peak_rss_bytes();
 }
 
@@ -58,41 +117,64 @@ void VaeDecode(benchmark::State& state) {
   torch::InferenceMode inference;
   auto& model = vae();
   const int64_t latent = state.range(0) / 8;
-  const auto latents = torch::randn({1, 4, latent, latent});
+  const auto latents = torch::randn({1, 4, latent, latent}).to(bench_dtype());
   for (auto _ : state) benchmark::DoNotOptimize(model->decode(latents));
   state.counters["peak_rss"] = peak_rss_bytes();
 }
 
 // One LoRA training step: UNet forward + backward with rank-4 side paths on the attention
-// projections (the base model frozen), batch 1 at size x size pixels, then AdamW.
+// projections (the base model frozen), batch 1 at size x size pixels, then AdamW. Range 1 turns on
+// gradient checkpointing.
 void LoraTrainStep(benchmark::State& state) {
   auto& model = unet();
   for (auto& p : model->parameters()) p.requires_grad_(false);
+  model->set_gradient_checkpointing(state.range(1) != 0);
   auto adapters = sdtune::lora::LoraAdapters::attach_new(*model, sdtune::lora::Component::UNet, {},
                                                          at::make_generator<at::CPUGeneratorImpl>(0));
   torch::optim::AdamW optimizer(adapters.parameters(), torch::optim::AdamWOptions(1e-4));
   const int64_t latent = state.range(0) / 8;
-  const auto sample = torch::randn({1, 4, latent, latent});
-  const auto context = torch::randn({1, 77, model->config().cross_attention_dim[0]});
+  const auto dtype = bench_dtype();
+  const auto sample = torch::randn({1, 4, latent, latent}).to(dtype);
+  const auto context = torch::randn({1, 77, model->config().cross_attention_dim[0]}).to(dtype);
   const auto target = torch::randn({1, 4, latent, latent});
   for (auto _ : state) {
     optimizer.zero_grad();
-    const auto loss = torch::mse_loss(model->forward(sample, torch::tensor(int64_t(500)), context), target);
+    const auto loss = torch::mse_loss(model->forward(sample, torch::tensor(int64_t(500)), context).to(torch::kFloat), target);
     loss.backward();
     optimizer.step();
   }
   adapters.detach();
+  model->set_gradient_checkpointing(false);
   state.counters["peak_rss"] = peak_rss_bytes();
 }
 
+BENCHMARK(GemmPeak)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(ModelLoad)->Unit(benchmark::kSecond)->Iterations(1);
+BENCHMARK(TextEncode)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(UNetCfgStep)->Arg(256)->Arg(512)->Unit(benchmark::kSecond)->Iterations(2);
 BENCHMARK(VaeDecode)->Arg(256)->Arg(512)->Unit(benchmark::kSecond)->Iterations(1);
-BENCHMARK(LoraTrainStep)->Arg(256)->Unit(benchmark::kSecond)->Iterations(2);
+BENCHMARK(LoraTrainStep)->Args({256, 0})->Args({256, 1})->Args({512, 0})->Args({512, 1})->Unit(benchmark::kSecond)->Iterations(2);
+
+// One UNet CFG step at 256² under LibTorch's profiler: a Chrome trace of every operator.
+void write_profile(const std::string& path) {
+  torch::InferenceMode inference;
+  const auto context = torch::randn({2, 77, unet()->config().cross_attention_dim[0]});
+  const auto sample = torch::randn({2, 4, 32, 32});
+  unet()->forward(sample, torch::tensor(int64_t(500)), context);  // warm-up
+  torch::autograd::profiler::RecordProfile profile(path);
+  unet()->forward(sample, torch::tensor(int64_t(500)), context);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  sdtune::use_passive_openmp_waiting(argv);
+  // LibTorch's default is one thread per physical core; SMT siblings help the convolutions too.
   torch::set_num_threads(std::max(1, int(std::thread::hardware_concurrency())));
+  if (const char* path = std::getenv("SDTUNE_PROFILE")) {
+    write_profile(path);
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -3,8 +3,10 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <thread>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "io/model_source.h"
 
 namespace sdtune::cli {
@@ -61,7 +63,11 @@ pipeline::LoadOptions DeviceFlags::load_options(const std::string& variant) cons
   if (dtype == "fp16" && device != "cuda")
     throw Error("--dtype", "fp16 runs on CUDA only (LibTorch has no fp16 matrix products on CPU); use bf16 or fp32");
   options.dtype = dtype == "fp16" ? at::kHalf : dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  if (threads > 0) torch::set_num_threads(threads);
+  // LibTorch's default is one thread per physical core; the SMT siblings speed up oneDNN's
+  // convolutions too (UNet step at 256² on 2 vCPUs: 4.7 s with 1 thread, 3.4 s with 2).
+  const int count = threads > 0 ? threads : std::max(1, int(std::thread::hardware_concurrency()));
+  torch::set_num_threads(count);
+  set_blas_threads(count);
   return options;
 }
 

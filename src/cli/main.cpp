@@ -7,8 +7,10 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/runtime.h"
 
 int main(int argc, char** argv) {
+  sdtune::use_passive_openmp_waiting(argv);
   CLI::App app{"sdtune: fine-tune Stable Diffusion with LoRA and generate images, natively", "sdtune"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show help for every subcommand");
