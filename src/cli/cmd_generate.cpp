@@ -138,6 +138,7 @@ void run(const GenerateFlags& f) {
   request.batch_size = f.batch_size;
   request.seed = seed;
   request.vae_tiling = f.vae_tiling;
+  request.release_text_encoder = true;
   if (!f.init_latents.empty()) request.init_latents = io::read_tensor(io::SafetensorsFile(f.init_latents), "latents", at::kFloat);
 
   std::unique_ptr<ProgressBar> progress;

@@ -73,6 +73,7 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
   const at::Tensor cond = encode_prompt(model.text_encoder, result.prompt_tokens, r.clip_skip).to(dtype);
   const bool guidance = r.guidance_scale > 1.0;
   const at::Tensor uncond = guidance ? encode_prompt(model.text_encoder, result.negative_tokens, r.clip_skip).to(dtype) : at::Tensor();
+  if (r.release_text_encoder) model.text_encoder = models::ClipTextModel(nullptr);
 
   scheduler.set_timesteps(r.steps);
   const int64_t channels = model.unet->config().in_channels;

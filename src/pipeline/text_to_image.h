@@ -44,6 +44,8 @@ struct GenerationRequest {
   uint64_t seed = 0;
   at::Tensor init_latents;        // unit-variance latents [N, C, h, w]; undefined: drawn from the seed
   bool vae_tiling = false;
+  // One-shot runs: drop the text encoder once the prompts are encoded (SD 2's is 1.4 GB in fp32).
+  bool release_text_encoder = false;
 };
 
 struct GenerationResult {
