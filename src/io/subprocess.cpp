@@ -20,9 +20,21 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The environment is built before fork: after it, a threaded parent allows only async-signal-safe calls.
+  std::vector<std::string> entries;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry(*e);
+    bool replaced = false;
+    for (const auto& added : env) replaced = replaced || entry.rfind(added.first + "=", 0) == 0;
+    if (!replaced) entries.push_back(entry);
+  }
+  for (const auto& [name, value] : env) entries.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& e : entries) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(argv[0], std::string("cannot start: ") + std::strerror(errno));
-  if (pid == 0) {  // child: only async-signal-safe calls until exec, except setenv (single-threaded after fork)
+  if (pid == 0) {  // child: only async-signal-safe calls until exec
     ::dup2(pipe_fds[1], STDOUT_FILENO);
     ::dup2(pipe_fds[1], STDERR_FILENO);
     ::close(pipe_fds[0]);
@@ -30,8 +42,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
     const int null_in = ::open("/dev/null", O_RDONLY);
     if (null_in >= 0) ::dup2(null_in, STDIN_FILENO);  // never wait for a password prompt
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
-    for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), envp.data());
     const char message[] = "cannot run the program\n";
     (void)!::write(STDERR_FILENO, message, sizeof message - 1);
     ::_exit(127);
