@@ -158,8 +158,8 @@ BENCHMARK(LoraTrainStep)->Args({256, 0})->Args({256, 1})->Args({512, 0})->Args({
 // One UNet CFG step at 256² under LibTorch's profiler: a Chrome trace of every operator.
 void write_profile(const std::string& path) {
   torch::InferenceMode inference;
-  const auto context = torch::randn({2, 77, unet()->config().cross_attention_dim[0]});
-  const auto sample = torch::randn({2, 4, 32, 32});
+  const auto context = torch::randn({2, 77, unet()->config().cross_attention_dim[0]}).to(bench_dtype());
+  const auto sample = torch::randn({2, 4, 32, 32}).to(bench_dtype());
   unet()->forward(sample, torch::tensor(int64_t(500)), context);  // warm-up
   torch::autograd::profiler::RecordProfile profile(path);
   unet()->forward(sample, torch::tensor(int64_t(500)), context);

@@ -115,8 +115,11 @@ void run(const GenerateFlags& f) {
   auto scheduler = schedulers::make_scheduler(f.scheduler, folder.component_config("scheduler"), scheduler_options,
                                               folder.component_config_path("scheduler"));
   const auto tagged = text::extract_lora_tags(f.text);
-  lora::LoraMerger merger(*model.unet, *model.text_encoder);
-  const auto lora_names = apply_loras(f, tagged.loras, merger);
+  std::vector<std::string> lora_names;
+  {  // merged for good: the merger (and its references to the text encoder's weights) goes now
+    lora::LoraMerger merger(*model.unet, *model.text_encoder);
+    lora_names = apply_loras(f, tagged.loras, merger);
+  }
   // Options that only some samplers have are refused elsewhere rather than silently ignored.
   if (f.eta > 0 && scheduler->name() != "ddim") throw Error("--eta", "only applies to --scheduler ddim (this run uses " + scheduler->name() + ")");
   static const std::set<std::string> karras_samplers{"euler", "lms", "heun", "dpmpp_2m", "unipc"};

@@ -50,6 +50,7 @@ void run(TrainFlags& f) {
   o.model_dir = f.model.resolve();
   o.model_name = f.model.model;
   o.load = f.device.load_options(f.model.variant);
+  warn_if_slow_bf16(o.mixed_precision == "bf16" && !o.load.device.is_cuda());
   o.batches.interpolation = train::parse_interpolation(f.interpolation, "--image_interpolation_mode");
   o.lora.alpha = f.lora_alpha.value_or(double(o.lora.rank));
   std::unique_ptr<ProgressBar> progress;

@@ -1,6 +1,7 @@
 #include "cli/common_flags.h"
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <iostream>
 #include <thread>
@@ -52,6 +53,18 @@ void DeviceFlags::add_to(CLI::App* app, bool with_dtype) {
   app->add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 1024));
 }
 
+void warn_if_slow_bf16(bool bf16_on_cpu) {
+#if TORCH_VERSION_MAJOR < 2
+  // Measured with Debian's LibTorch 1.13: bf16 matrix products and convolutions take the unoptimised
+  // fallbacks (aten::mm 85 s, _slow_conv2d_forward 70 s for one SD 2 UNet step at 256², 3.4 s in fp32).
+  if (bf16_on_cpu)
+    std::cerr << "warning: bf16 on the CPU with LibTorch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR
+              << " runs on unoptimised kernels (about 50x slower than fp32 here); fp32 is the fast choice on CPU\n";
+#else
+  (void)bf16_on_cpu;
+#endif
+}
+
 pipeline::LoadOptions DeviceFlags::load_options(const std::string& variant) const {
   pipeline::LoadOptions options;
   options.variant = variant;
@@ -63,6 +76,7 @@ pipeline::LoadOptions DeviceFlags::load_options(const std::string& variant) cons
   if (dtype == "fp16" && device != "cuda")
     throw Error("--dtype", "fp16 runs on CUDA only (LibTorch has no fp16 matrix products on CPU); use bf16 or fp32");
   options.dtype = dtype == "fp16" ? at::kHalf : dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  warn_if_slow_bf16(options.dtype == at::kBFloat16 && !options.device.is_cuda());
   // LibTorch's default is one thread per physical core; the SMT siblings speed up oneDNN's
   // convolutions too (UNet step at 256² on 2 vCPUs: 4.7 s with 1 thread, 3.4 s with 2).
   const int count = threads > 0 ? threads : std::max(1, int(std::thread::hardware_concurrency()));

@@ -26,6 +26,9 @@ struct PromptFlags {
 };
 
 // --device, --dtype, --threads: where and in what precision the models run.
+// A warning on stderr when bf16 would run on the CPU with a LibTorch whose CPU bf16 kernels are slow.
+void warn_if_slow_bf16(bool bf16_on_cpu);
+
 struct DeviceFlags {
   std::string device = "cpu";
   std::string dtype = "fp32";
