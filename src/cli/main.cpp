@@ -4,13 +4,17 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <set>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {
-  sdtune::use_passive_openmp_waiting(argv);
+  // Only the commands that run models pay for the re-execution (a second LibTorch start-up).
+  static const std::set<std::string> compute_commands{"generate", "train", "encode-prompt", "lora"};
+  if (argc > 1 && compute_commands.count(argv[1])) sdtune::use_passive_openmp_waiting(argv);
   CLI::App app{"sdtune: fine-tune Stable Diffusion with LoRA and generate images, natively", "sdtune"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show help for every subcommand");
