@@ -340,6 +340,11 @@ TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
   EXPECT_NE(readme.find("| Steps | 2 |"), std::string::npos) << readme;
 
   EXPECT_EQ(run("publish --check " + repo).exit_code, 0);
+  // A checkpoint publishes with its own step and only samples made by then (none: validation ran at step 2).
+  r = run("publish " + out.path.string() + " --repo_dir " + work.file("at-step-1") + " --checkpoint 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(read_file(work.file("at-step-1/README.md")).find("| Steps | 1 |"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(work.file("at-step-1/samples")));
   r = run("generate --model " + model + " --lora " + repo + " --prompt '(lora-misato-token) picture' --num_inference_steps 2 --width 32 --height 32" +
           " --seed 1 --output " + work.file("image.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -163,7 +163,10 @@ TEST(Training, InterruptedAndResumedEqualsUninterrupted) {
     EXPECT_EQ(x["lr"], y["lr"]);
   }
   // The checkpoint's LoRA loads as a LoRA and its state names the step.
-  EXPECT_EQ(sdtune::lora::read_lora(pieces.file("checkpoint-9")).format, "diffusers");
+  const auto checkpoint_lora = sdtune::lora::read_lora(pieces.file("checkpoint-9"));
+  EXPECT_EQ(checkpoint_lora.format, "diffusers");
+  EXPECT_EQ(checkpoint_lora.metadata.at("ss_steps"), "9");  // publish --checkpoint reads the training record
+  EXPECT_EQ(checkpoint_lora.metadata.at("sdtune_base_model"), "tiny-sd1");
   EXPECT_EQ(sdtune::io::read_json_file(pieces.file("checkpoint-9/state.json"))["position"]["step"], 9);
 }
 

@@ -69,7 +69,8 @@ std::string source_folder(const PublishOptions& o) {
     }
     return o.output_dir;
   }
-  const std::string spec = o.checkpoint == "latest" ? "latest" : "checkpoint-" + o.checkpoint;
+  // Always inside output_dir (a bare "checkpoint-N" must not match a folder of the current directory).
+  const std::string spec = o.checkpoint == "latest" ? "latest" : (fs::path(o.output_dir) / ("checkpoint-" + o.checkpoint)).string();
   const std::string path = train::find_checkpoint(o.output_dir, spec);
   if (path.empty()) throw Error(o.output_dir, "has no checkpoint-N folder");
   return path;

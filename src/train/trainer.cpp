@@ -159,7 +159,10 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
     state.generator_state = generator.get_state();
     state.epoch_order = order;
     state.arguments = record.arguments;
-    result.last_checkpoint = save_checkpoint(o.output_dir, state, adapters.to_file("checkpoint"), optimizer);
+    // The checkpoint's LoRA carries the same metadata as the final one: `publish --checkpoint N` reads it.
+    auto weights = adapters.to_file("checkpoint");
+    weights.metadata = lora_metadata(record, step, state.position.seconds);
+    result.last_checkpoint = save_checkpoint(o.output_dir, state, weights, optimizer);
     say("Saved state to " + result.last_checkpoint);
     for (const auto& removed : prune_checkpoints(o.output_dir, o.checkpoints_total_limit)) say("Removed " + removed);
   };
