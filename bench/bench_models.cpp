@@ -18,6 +18,7 @@
 #include "core/runtime.h"
 #include "io/model_folder.h"
 #include "lora/lora_adapters.h"
+#include "models/common/conv2d.h"
 #include "pipeline/components.h"
 
 namespace {
@@ -111,6 +112,7 @@ void UNetCfgStep(benchmark::State& state) {
   state.counters["GFLOP/s"] = gflop / seconds;
   if (gemm_peak_gflops > 0) state.counters["of_peak"] = gflop / seconds / gemm_peak_gflops;
   state.counters["peak_rss"] = peak_rss_bytes();
+  sdtune::models::release_packed_weights(*model);
 }
 
 void VaeDecode(benchmark::State& state) {
@@ -118,8 +120,10 @@ void VaeDecode(benchmark::State& state) {
   auto& model = vae();
   const int64_t latent = state.range(0) / 8;
   const auto latents = torch::randn({1, 4, latent, latent}).to(bench_dtype());
+  model->decode(latents);  // warm-up: oneDNN plans and packed Winograd weights
   for (auto _ : state) benchmark::DoNotOptimize(model->decode(latents));
   state.counters["peak_rss"] = peak_rss_bytes();
+  sdtune::models::release_packed_weights(*model);
 }
 
 // One LoRA training step: UNet forward + backward with rank-4 side paths on the attention

@@ -22,24 +22,33 @@ class ModelFixture : public ::testing::TestWithParam<std::string> {
   }
 };
 
+// Both ways convolutions run: aten (no-grad, as in training) and oneDNN (inference mode).
 TEST_P(ModelFixture, UNetEqualsDiffusersForIntegerAndFloatTimesteps) {
-  torch::NoGradGuard no_grad;
   auto unet = sdtune::pipeline::load_unet(folder(), {});
   const auto r = ref("unet");
-  const auto out = unet->forward(r.at("sample"), r.at("timestep"), r.at("encoder_hidden_states"));
-  EXPECT_LT(relative_error(out, r.at("out")), 1e-5);
-  const auto out_b = unet->forward(r.at("sample_b"), r.at("timestep_b"), r.at("encoder_hidden_states_b"));
-  EXPECT_LT(relative_error(out_b, r.at("out_b")), 1e-5);
-  // Batch 1 of case A equals row 0 of the batch-2 output.
-  const auto single = unet->forward(r.at("sample").slice(0, 0, 1), r.at("timestep").slice(0, 0, 1),
-                                    r.at("encoder_hidden_states").slice(0, 0, 1));
-  EXPECT_LT(relative_error(single, r.at("out").slice(0, 0, 1)), 1e-5);
+  for (const bool inference : {false, true}) {
+    SCOPED_TRACE(inference ? "inference mode" : "no-grad mode");
+    torch::InferenceMode mode(inference);
+    torch::NoGradGuard no_grad;
+    const auto out = unet->forward(r.at("sample"), r.at("timestep"), r.at("encoder_hidden_states"));
+    EXPECT_LT(relative_error(out, r.at("out")), 1e-5);
+    const auto out_b = unet->forward(r.at("sample_b"), r.at("timestep_b"), r.at("encoder_hidden_states_b"));
+    EXPECT_LT(relative_error(out_b, r.at("out_b")), 1e-5);
+    // Batch 1 of case A equals row 0 of the batch-2 output.
+    const auto single = unet->forward(r.at("sample").slice(0, 0, 1), r.at("timestep").slice(0, 0, 1),
+                                      r.at("encoder_hidden_states").slice(0, 0, 1));
+    EXPECT_LT(relative_error(single, r.at("out").slice(0, 0, 1)), 1e-5);
+  }
 }
 
 TEST_P(ModelFixture, VaeDecodeAndEncodeEqualDiffusers) {
-  torch::NoGradGuard no_grad;
   auto vae = sdtune::pipeline::load_vae(folder(), {});
   const auto r = ref("vae");
+  {
+    torch::InferenceMode inference;  // the oneDNN convolutions of generation
+    EXPECT_LT(relative_error(vae->decode(r.at("decode_in")), r.at("decode_out")), 1e-5);
+  }
+  torch::NoGradGuard no_grad;
   EXPECT_LT(relative_error(vae->decode(r.at("decode_in")), r.at("decode_out")), 1e-5);
   const auto dist = vae->encode(r.at("encode_in"));
   EXPECT_LT(relative_error(dist.mean, r.at("encode_mean")), 1e-5);

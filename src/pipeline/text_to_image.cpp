@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "models/common/conv2d.h"
 #include "pipeline/prompt_encoder.h"
 
 namespace sdtune::pipeline {
@@ -42,6 +43,8 @@ at::Tensor rescale_noise_cfg(const at::Tensor& guided, const at::Tensor& text, d
 
 at::Tensor decode_latents(StableDiffusion& model, const at::Tensor& latents, bool tiling) {
   torch::InferenceMode inference;
+  // The UNet's packed Winograd weights (~1 GB for SD2) are rebuilt at its next call if needed.
+  models::release_packed_weights(*model.unet);
   const at::Tensor raw = latents.to(model.vae->parameters().front().scalar_type()) / model.vae->config().scaling_factor;
   const int64_t tile_latent = model.vae->config().sample_size / model.vae_scale_factor();
   const bool use_tiles = tiling && (raw.size(2) > tile_latent || raw.size(3) > tile_latent);

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "models/common/conv2d.h"
 #include "pipeline/image_output.h"
 
 namespace fs = std::filesystem;
@@ -32,6 +33,9 @@ std::vector<std::string> write_validation_images(pipeline::StableDiffusion& mode
     torch::NoGradGuard no_grad;
     result = pipeline::generate(model, *scheduler, request);
   }
+  // Winograd weights packed for these images would otherwise stay allocated through training.
+  models::release_packed_weights(*model.unet);
+  models::release_packed_weights(*model.vae);
   model.unet->train(was_training);
 
   const fs::path dir = fs::path(output_dir) / "samples";

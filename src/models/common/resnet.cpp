@@ -6,8 +6,8 @@ namespace F = torch::nn::functional;
 
 namespace sdtune::models {
 
-torch::nn::Conv2d same_conv(int64_t in_channels, int64_t out_channels, int64_t kernel) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, kernel).padding((kernel - 1) / 2));
+Conv2d same_conv(int64_t in_channels, int64_t out_channels, int64_t kernel) {
+  return Conv2d(Conv2dOptions{in_channels, out_channels, kernel});
 }
 
 static torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels, double eps) {
@@ -33,7 +33,7 @@ torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Te
 }
 
 Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding) : padding_(padding) {
-  conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).stride(2).padding(padding)));
+  conv_ = register_module("conv", Conv2d(Conv2dOptions{channels, channels, 3, 2, padding}));
 }
 
 torch::Tensor Downsample2DImpl::forward(const torch::Tensor& x) {

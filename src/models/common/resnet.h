@@ -2,11 +2,12 @@
 // downsampling.py, upsampling.py): ResnetBlock2D, Downsample2D, Upsample2D.
 #pragma once
 #include <torch/nn/module.h>
-#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <vector>
+
+#include "models/common/conv2d.h"
 
 namespace sdtune::models {
 
@@ -28,7 +29,7 @@ class ResnetBlock2DImpl : public torch::nn::Module {
  private:
   double output_scale_factor_;
   torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
-  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv_shortcut_{nullptr};
+  Conv2d conv1_{nullptr}, conv2_{nullptr}, conv_shortcut_{nullptr};
   torch::nn::Linear time_emb_proj_{nullptr};
 };
 TORCH_MODULE(ResnetBlock2D);
@@ -41,7 +42,7 @@ class Downsample2DImpl : public torch::nn::Module {
 
  private:
   int64_t padding_;
-  torch::nn::Conv2d conv_{nullptr};
+  Conv2d conv_{nullptr};
 };
 TORCH_MODULE(Downsample2D);
 
@@ -52,11 +53,11 @@ class Upsample2DImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const std::vector<int64_t>& size = {});
 
  private:
-  torch::nn::Conv2d conv_{nullptr};
+  Conv2d conv_{nullptr};
 };
 TORCH_MODULE(Upsample2D);
 
 // A 3x3 (or k x k) "same" convolution, the most common layer here.
-torch::nn::Conv2d same_conv(int64_t in_channels, int64_t out_channels, int64_t kernel = 3);
+Conv2d same_conv(int64_t in_channels, int64_t out_channels, int64_t kernel = 3);
 
 }  // namespace sdtune::models

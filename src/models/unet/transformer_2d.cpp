@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "models/common/conv2d.h"
+
 namespace F = torch::nn::functional;
 
 namespace sdtune::models {
@@ -43,14 +45,14 @@ Transformer2DImpl::Transformer2DImpl(const TransformerOptions& o) : linear_proje
   if (o.linear_projection) {
     proj_in_ = torch::nn::AnyModule(register_module("proj_in", torch::nn::Linear(o.channels, inner)));
   } else {
-    proj_in_ = torch::nn::AnyModule(register_module("proj_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.channels, inner, 1))));
+    proj_in_ = torch::nn::AnyModule(register_module("proj_in", Conv2d(Conv2dOptions{o.channels, inner, 1})));
   }
   blocks_ = register_module("transformer_blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.layers; ++i) blocks_->push_back(BasicTransformerBlock(o));
   if (o.linear_projection) {
     proj_out_ = torch::nn::AnyModule(register_module("proj_out", torch::nn::Linear(inner, o.channels)));
   } else {
-    proj_out_ = torch::nn::AnyModule(register_module("proj_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(inner, o.channels, 1))));
+    proj_out_ = torch::nn::AnyModule(register_module("proj_out", Conv2d(Conv2dOptions{inner, o.channels, 1})));
   }
 }
 

@@ -3,7 +3,6 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
@@ -29,7 +28,7 @@ class UNet2DConditionImpl : public torch::nn::Module {
  private:
   UNetConfig config_;
   torch::nn::Linear time_linear_1_{nullptr}, time_linear_2_{nullptr};
-  torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
+  Conv2d conv_in_{nullptr}, conv_out_{nullptr};
   torch::nn::GroupNorm conv_norm_out_{nullptr};
   torch::nn::ModuleList down_blocks_{nullptr}, up_blocks_{nullptr};
   MidStage mid_block_{nullptr};

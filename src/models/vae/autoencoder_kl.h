@@ -5,7 +5,6 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <string>
@@ -64,7 +63,7 @@ class VaeEncoderImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& image);  // [B, 3, H, W] -> moments before quant_conv
 
  private:
-  torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
+  Conv2d conv_in_{nullptr}, conv_out_{nullptr};
   torch::nn::ModuleList down_blocks_{nullptr};
   VaeMidBlock mid_block_{nullptr};
   torch::nn::GroupNorm conv_norm_out_{nullptr};
@@ -77,7 +76,7 @@ class VaeDecoderImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& latents);
 
  private:
-  torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
+  Conv2d conv_in_{nullptr}, conv_out_{nullptr};
   VaeMidBlock mid_block_{nullptr};
   torch::nn::ModuleList up_blocks_{nullptr};
   torch::nn::GroupNorm conv_norm_out_{nullptr};
@@ -116,7 +115,7 @@ class AutoencoderKLImpl : public torch::nn::Module {
   VaeConfig config_;
   VaeEncoder encoder_{nullptr};
   VaeDecoder decoder_{nullptr};
-  torch::nn::Conv2d quant_conv_{nullptr}, post_quant_conv_{nullptr};
+  Conv2d quant_conv_{nullptr}, post_quant_conv_{nullptr};
 };
 TORCH_MODULE(AutoencoderKL);
 
