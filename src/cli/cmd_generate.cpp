@@ -141,7 +141,7 @@ void run(const GenerateFlags& f) {
   request.batch_size = f.batch_size;
   request.seed = seed;
   request.vae_tiling = f.vae_tiling;
-  request.release_text_encoder = true;
+  request.free_components_when_done = true;
   if (!f.init_latents.empty()) request.init_latents = io::read_tensor(io::SafetensorsFile(f.init_latents), "latents", at::kFloat);
 
   std::unique_ptr<ProgressBar> progress;
@@ -168,7 +168,7 @@ void run(const GenerateFlags& f) {
     std::cout << "wrote " << paths[i] << "\n";
   }
   const double per_step = result.sampling_seconds / double(scheduler->num_steps());
-  std::fprintf(stderr, "load %.1fs, sampling %.1fs (%.2fs/step), decode %.1fs, peak memory %.2f GB\n", load_seconds,
+  std::fprintf(stderr, "load %.1fs, sampling %.1fs (%.2fs/step), decode %.1fs, peak memory %.2f GiB\n", load_seconds,
                result.sampling_seconds, per_step, result.decode_seconds, peak_memory_gb());
 }
 

@@ -1,6 +1,7 @@
 #include "core/runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -24,6 +25,16 @@ bool set_blas_threads(int threads) {
   if (!set) return false;
   set(threads);
   return true;
+}
+
+void return_free_memory_to_system() {
+  using Release = void (*)();
+  // Looked up at run time: only the sdtune binary links tcmalloc, tests and benchmarks do not.
+  if (auto release = reinterpret_cast<Release>(::dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"))) {
+    release();
+    return;
+  }
+  ::malloc_trim(0);
 }
 
 }  // namespace sdtune

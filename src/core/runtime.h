@@ -14,4 +14,9 @@ void use_passive_openmp_waiting(char** argv);
 // sizes the OpenMP pool). Returns false when there is no OpenBLAS.
 bool set_blas_threads(int threads);
 
+// Hands memory the allocator keeps cached back to the system (tcmalloc's ReleaseFreeMemory when
+// tcmalloc is the allocator, else glibc's malloc_trim). Called where a large component was just
+// freed, so that the freed gigabytes do not add to the peak of the next phase.
+void return_free_memory_to_system();
+
 }  // namespace sdtune

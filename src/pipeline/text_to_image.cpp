@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "models/common/conv2d.h"
 #include "pipeline/prompt_encoder.h"
 
@@ -41,17 +42,15 @@ at::Tensor rescale_noise_cfg(const at::Tensor& guided, const at::Tensor& text, d
   return guidance_rescale * rescaled + (1 - guidance_rescale) * guided;
 }
 
-at::Tensor decode_latents(StableDiffusion& model, const at::Tensor& latents, bool tiling) {
+at::Tensor decode_latents(models::AutoencoderKL& vae, const at::Tensor& latents, bool tiling) {
   torch::InferenceMode inference;
-  // The UNet's packed Winograd weights (~1 GB for SD2) are rebuilt at its next call if needed.
-  models::release_packed_weights(*model.unet);
-  const at::Tensor raw = latents.to(model.vae->parameters().front().scalar_type()) / model.vae->config().scaling_factor;
-  const int64_t tile_latent = model.vae->config().sample_size / model.vae_scale_factor();
+  const at::Tensor raw = latents.to(vae->parameters().front().scalar_type()) / vae->config().scaling_factor;
+  const int64_t tile_latent = vae->config().sample_size / vae->config().downscale_factor();
   const bool use_tiles = tiling && (raw.size(2) > tile_latent || raw.size(3) > tile_latent);
   std::vector<at::Tensor> images;  // one image at a time bounds the decoder's memory
   for (int64_t i = 0; i < raw.size(0); ++i) {
     const at::Tensor one = raw.slice(0, i, i + 1);
-    images.push_back(use_tiles ? model.vae->tiled_decode(one) : model.vae->decode(one));
+    images.push_back(use_tiles ? vae->tiled_decode(one) : vae->decode(one));
   }
   return (torch::cat(images, 0).to(torch::kFloat) / 2 + 0.5).clamp(0, 1);
 }
@@ -76,7 +75,10 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
   const at::Tensor cond = encode_prompt(model.text_encoder, result.prompt_tokens, r.clip_skip).to(dtype);
   const bool guidance = r.guidance_scale > 1.0;
   const at::Tensor uncond = guidance ? encode_prompt(model.text_encoder, result.negative_tokens, r.clip_skip).to(dtype) : at::Tensor();
-  if (r.release_text_encoder) model.text_encoder = models::ClipTextModel(nullptr);
+  if (r.free_components_when_done) {
+    model.text_encoder = models::ClipTextModel(nullptr);
+    return_free_memory_to_system();
+  }
 
   scheduler.set_timesteps(r.steps);
   const int64_t channels = model.unet->config().in_channels;
@@ -121,9 +123,16 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
   }
   result.sampling_seconds = seconds_since(start);
   result.latents = latents;
+  // The UNet's packed Winograd weights (~1 GB for SD 2) would sit beside the VAE's; they are rebuilt
+  // at the UNet's next call if there is one.
+  if (r.free_components_when_done)
+    model.unet = models::UNet2DCondition(nullptr);
+  else
+    models::release_packed_weights(*model.unet);
+  return_free_memory_to_system();
 
   const auto decode_start = std::chrono::steady_clock::now();
-  result.images = decode_latents(model, latents, r.vae_tiling);
+  result.images = decode_latents(model.vae, latents, r.vae_tiling);
   result.decode_seconds = seconds_since(decode_start);
   return result;
 }

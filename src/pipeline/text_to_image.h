@@ -44,8 +44,9 @@ struct GenerationRequest {
   uint64_t seed = 0;
   at::Tensor init_latents;        // unit-variance latents [N, C, h, w]; undefined: drawn from the seed
   bool vae_tiling = false;
-  // One-shot runs: drop the text encoder once the prompts are encoded (SD 2's is 1.4 GB in fp32).
-  bool release_text_encoder = false;
+  // One-shot runs free each component once done with it: the text encoder after the prompts (SD 2's
+  // is 1.4 GB in fp32), the UNet before decoding (3.5 GB). The model is then unusable for another run.
+  bool free_components_when_done = false;
 };
 
 struct GenerationResult {
@@ -70,7 +71,7 @@ Infotext describe_generation(const GenerationRequest& request, const GenerationR
                              const std::string& model);
 
 // Latents in [N, C, H, W] decoded to images in [0, 1].
-at::Tensor decode_latents(StableDiffusion& model, const at::Tensor& latents, bool tiling);
+at::Tensor decode_latents(models::AutoencoderKL& vae, const at::Tensor& latents, bool tiling);
 
 // diffusers' rescale_noise_cfg (Lin et al. 2023, section 3.4).
 at::Tensor rescale_noise_cfg(const at::Tensor& guided, const at::Tensor& text, double guidance_rescale);
