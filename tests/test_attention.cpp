@@ -33,7 +33,8 @@ TEST(Attention, UpcastHalfInputsKeepFloatAccuracy) {
   torch::manual_seed(6);
   const auto q = torch::randn({2, 3, 300, 16}), k = torch::randn({2, 3, 77, 16}), v = torch::randn({2, 3, 77, 16});
   torch::InferenceMode inference;
-  const auto out = attention_kernel(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), /*upcast=*/true);
+  const auto out =
+      attention_kernel(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), /*upcast=*/true);
   EXPECT_EQ(out.scalar_type(), torch::kBFloat16);
   EXPECT_LT(relative_error(out, reference(q, k, v)), 2e-2);
 }
