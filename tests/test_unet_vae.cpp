@@ -41,6 +41,26 @@ TEST_P(ModelFixture, UNetEqualsDiffusersForIntegerAndFloatTimesteps) {
   }
 }
 
+// The layout of CUDA runs: convolution weights and the input stored NHWC, every activation after a
+// convolution channels-last, through aten's convolutions.
+TEST_P(ModelFixture, ChannelsLastUNetAndVaeEqualDiffusers) {
+  sdtune::pipeline::LoadOptions options;
+  options.channels_last = true;
+  auto unet = sdtune::pipeline::load_unet(folder(), options);
+  auto vae = sdtune::pipeline::load_vae(folder(), options);
+  const auto nhwc = [](const torch::Tensor& t) { return t.contiguous(torch::MemoryFormat::ChannelsLast); };
+  const auto u = ref("unet"), v = ref("vae");
+  for (const bool inference : {false, true}) {
+    SCOPED_TRACE(inference ? "inference mode" : "no-grad mode");
+    torch::InferenceMode mode(inference);
+    torch::NoGradGuard no_grad;
+    const auto out = unet->forward(nhwc(u.at("sample")), u.at("timestep"), u.at("encoder_hidden_states"));
+    EXPECT_LT(relative_error(out, u.at("out")), 1e-5);
+    EXPECT_LT(relative_error(vae->decode(nhwc(v.at("decode_in"))), v.at("decode_out")), 1e-5);
+    EXPECT_LT(relative_error(vae->encode(nhwc(v.at("encode_in"))).mean, v.at("encode_mean")), 1e-5);
+  }
+}
+
 TEST_P(ModelFixture, VaeDecodeAndEncodeEqualDiffusers) {
   auto vae = sdtune::pipeline::load_vae(folder(), {});
   const auto r = ref("vae");

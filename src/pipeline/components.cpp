@@ -4,6 +4,7 @@
 
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
+#include "models/common/conv2d.h"
 
 namespace sdtune::pipeline {
 
@@ -34,11 +35,15 @@ models::ClipTextModel load_text_encoder(const io::ModelFolder& folder, const Loa
 }
 
 models::UNet2DCondition load_unet(const io::ModelFolder& folder, const LoadOptions& options) {
-  return load_component<models::UNet2DCondition, models::UNetConfig>(folder, "unet", "", options);
+  auto unet = load_component<models::UNet2DCondition, models::UNetConfig>(folder, "unet", "", options);
+  if (options.channels_last) models::use_channels_last(*unet);
+  return unet;
 }
 
 models::AutoencoderKL load_vae(const io::ModelFolder& folder, const LoadOptions& options) {
-  return load_component<models::AutoencoderKL, models::VaeConfig>(folder, "vae", "", options);
+  auto vae = load_component<models::AutoencoderKL, models::VaeConfig>(folder, "vae", "", options);
+  if (options.channels_last) models::use_channels_last(*vae);
+  return vae;
 }
 
 TextComponents load_text_components(const io::ModelFolder& folder, const LoadOptions& options) {

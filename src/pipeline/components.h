@@ -22,6 +22,8 @@ struct LoadOptions {
   std::string variant;  // "" or e.g. "fp16" (file name variant)
   at::ScalarType dtype = at::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
+  // UNet and VAE convolution weights stored NHWC (models::use_channels_last): the CLI's choice on CUDA.
+  bool channels_last = false;
 };
 
 struct TextComponents {

@@ -38,4 +38,11 @@ void release_packed_weights(torch::nn::Module &root) {
     if (auto *conv = dynamic_cast<Conv2dImpl *>(module.get())) conv->release_packed_weights();
 }
 
+void use_channels_last(torch::nn::Module &root) {
+  torch::NoGradGuard no_grad;
+  for (const auto &module : root.modules(/*include_self=*/true))
+    if (auto *conv = dynamic_cast<Conv2dImpl *>(module.get()))
+      conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 }  // namespace sdtune::models

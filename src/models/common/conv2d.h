@@ -43,4 +43,10 @@ TORCH_MODULE(Conv2d);
 // images in training).
 void release_packed_weights(torch::nn::Module &root);
 
+// Stores every Conv2d weight inside `root` channels-last (NHWC), so convolutions
+// produce channels-last activations and cuDNN takes its NHWC kernels on CUDA (as
+// diffusers' unet.to(memory_format=torch.channels_last)). The oneDNN CPU path
+// then declines and aten runs.
+void use_channels_last(torch::nn::Module &root);
+
 }  // namespace sdtune::models
