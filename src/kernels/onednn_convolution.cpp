@@ -7,7 +7,7 @@
 #include <vector>
 
 #if SDTUNE_WITH_ONEDNN
-#include <oneapi/dnnl/dnnl.hpp>
+#include "kernels/onednn_engine.h"
 #endif
 
 namespace sdtune::kernels {
@@ -18,11 +18,6 @@ namespace {
 
 using dnnl::memory;
 using Tag = memory::format_tag;
-
-dnnl::engine &cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // Winograd pays where activations are large next to the weights: its
 // input/output transforms cost per pixel, its packed weights 1.8-4x the plain

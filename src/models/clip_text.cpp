@@ -33,10 +33,10 @@ static torch::nn::LayerNorm layer_norm(const ClipTextConfig& c) {
 }
 
 ClipAttentionImpl::ClipAttentionImpl(const ClipTextConfig& c) : heads_(c.num_attention_heads) {
-  q_proj_ = register_module("q_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  k_proj_ = register_module("k_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  v_proj_ = register_module("v_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  out_proj_ = register_module("out_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  q_proj_ = register_module("q_proj", Linear(c.hidden_size, c.hidden_size));
+  k_proj_ = register_module("k_proj", Linear(c.hidden_size, c.hidden_size));
+  v_proj_ = register_module("v_proj", Linear(c.hidden_size, c.hidden_size));
+  out_proj_ = register_module("out_proj", Linear(c.hidden_size, c.hidden_size));
 }
 
 torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
@@ -52,8 +52,8 @@ torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Te
 }
 
 ClipMlpImpl::ClipMlpImpl(const ClipTextConfig& c) : quick_gelu_(c.hidden_act == "quick_gelu") {
-  fc1_ = register_module("fc1", torch::nn::Linear(c.hidden_size, c.intermediate_size));
-  fc2_ = register_module("fc2", torch::nn::Linear(c.intermediate_size, c.hidden_size));
+  fc1_ = register_module("fc1", Linear(c.hidden_size, c.intermediate_size));
+  fc2_ = register_module("fc2", Linear(c.intermediate_size, c.hidden_size));
 }
 
 torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {

@@ -3,9 +3,9 @@
 // The side paths are not registered as parameters of the model, so the model's state dict (and
 // weight loading) stays the base model's; training collects them from `adapters`.
 #pragma once
-#include <torch/nn/module.h>
-
 #include <vector>
+
+#include "models/common/linear.h"
 
 namespace sdtune::models {
 
@@ -15,12 +15,11 @@ struct LowRankAdapter {
   double scale;        // weight * alpha / rank
 };
 
-class AdaptableLinearImpl : public torch::nn::Module {
+class AdaptableLinearImpl : public LinearImpl {
  public:
-  AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
-  torch::Tensor forward(const torch::Tensor& x);
+  using LinearImpl::LinearImpl;
+  torch::Tensor forward(const torch::Tensor& x) override;
 
-  torch::Tensor weight, bias;
   std::vector<LowRankAdapter> adapters;
 };
 TORCH_MODULE(AdaptableLinear);

@@ -3,7 +3,7 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/linear.h>
+#include "models/common/linear.h"
 #include <torch/nn/modules/normalization.h>
 
 #include "models/common/adaptable_linear.h"

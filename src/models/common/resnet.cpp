@@ -17,7 +17,7 @@ static torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels, double 
 ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetOptions& o) : output_scale_factor_(o.output_scale_factor) {
   norm1_ = register_module("norm1", group_norm(o.groups, o.in_channels, o.eps));
   conv1_ = register_module("conv1", same_conv(o.in_channels, o.out_channels));
-  if (o.temb_channels > 0) time_emb_proj_ = register_module("time_emb_proj", torch::nn::Linear(o.temb_channels, o.out_channels));
+  if (o.temb_channels > 0) time_emb_proj_ = register_module("time_emb_proj", Linear(o.temb_channels, o.out_channels));
   norm2_ = register_module("norm2", group_norm(o.groups, o.out_channels, o.eps));
   conv2_ = register_module("conv2", same_conv(o.out_channels, o.out_channels));
   if (o.in_channels != o.out_channels)

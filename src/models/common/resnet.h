@@ -2,7 +2,7 @@
 // downsampling.py, upsampling.py): ResnetBlock2D, Downsample2D, Upsample2D.
 #pragma once
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
+#include "models/common/linear.h"
 #include <torch/nn/modules/normalization.h>
 
 #include <vector>
@@ -30,7 +30,7 @@ class ResnetBlock2DImpl : public torch::nn::Module {
   double output_scale_factor_;
   torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
   Conv2d conv1_{nullptr}, conv2_{nullptr}, conv_shortcut_{nullptr};
-  torch::nn::Linear time_emb_proj_{nullptr};
+  Linear time_emb_proj_{nullptr};
 };
 TORCH_MODULE(ResnetBlock2D);
 

@@ -9,7 +9,7 @@ namespace F = torch::nn::functional;
 namespace sdtune::models {
 
 GegluImpl::GegluImpl(int64_t dim_in, int64_t dim_out) {
-  proj_ = register_module("proj", torch::nn::Linear(dim_in, dim_out * 2));
+  proj_ = register_module("proj", Linear(dim_in, dim_out * 2));
 }
 
 torch::Tensor GegluImpl::forward(const torch::Tensor& x) {
@@ -29,7 +29,7 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(const TransformerOptions& o
   // diffusers' FeedForward: net.0 = GEGLU, net.1 = dropout, net.2 = output Linear.
   auto ff = register_module("ff", std::make_shared<torch::nn::Module>());
   geglu_ = Geglu(dim, 4 * dim);
-  ff_out_ = torch::nn::Linear(4 * dim, dim);
+  ff_out_ = Linear(4 * dim, dim);
   ff->register_module("net", torch::nn::ModuleList(geglu_, torch::nn::Dropout(0.0), ff_out_));
 }
 
@@ -43,14 +43,14 @@ Transformer2DImpl::Transformer2DImpl(const TransformerOptions& o) : linear_proje
   const int64_t inner = o.heads * o.head_dim;
   norm_ = register_module("norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(o.groups, o.channels).eps(1e-6)));
   if (o.linear_projection) {
-    proj_in_ = torch::nn::AnyModule(register_module("proj_in", torch::nn::Linear(o.channels, inner)));
+    proj_in_ = torch::nn::AnyModule(register_module("proj_in", Linear(o.channels, inner)));
   } else {
     proj_in_ = torch::nn::AnyModule(register_module("proj_in", Conv2d(Conv2dOptions{o.channels, inner, 1})));
   }
   blocks_ = register_module("transformer_blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.layers; ++i) blocks_->push_back(BasicTransformerBlock(o));
   if (o.linear_projection) {
-    proj_out_ = torch::nn::AnyModule(register_module("proj_out", torch::nn::Linear(inner, o.channels)));
+    proj_out_ = torch::nn::AnyModule(register_module("proj_out", Linear(inner, o.channels)));
   } else {
     proj_out_ = torch::nn::AnyModule(register_module("proj_out", Conv2d(Conv2dOptions{inner, o.channels, 1})));
   }

@@ -4,7 +4,7 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/linear.h>
+#include "models/common/linear.h"
 #include <torch/nn/modules/normalization.h>
 
 #include "models/common/attention.h"
@@ -30,7 +30,7 @@ class GegluImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
-  torch::nn::Linear proj_{nullptr};
+  Linear proj_{nullptr};
 };
 TORCH_MODULE(Geglu);
 
@@ -44,7 +44,7 @@ class BasicTransformerBlockImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr}, norm3_{nullptr};
   Attention attn1_{nullptr}, attn2_{nullptr};
   Geglu geglu_{nullptr};
-  torch::nn::Linear ff_out_{nullptr};
+  Linear ff_out_{nullptr};
 };
 TORCH_MODULE(BasicTransformerBlock);
 

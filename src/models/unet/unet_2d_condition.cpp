@@ -24,8 +24,8 @@ UNet2DConditionImpl::UNet2DConditionImpl(const UNetConfig& c) : config_(c) {
   const size_t blocks = channels.size();
   const int64_t temb = c.time_embedding_dim;
   auto time_embedding = register_module("time_embedding", std::make_shared<torch::nn::Module>());
-  time_linear_1_ = time_embedding->register_module("linear_1", torch::nn::Linear(channels[0], temb));
-  time_linear_2_ = time_embedding->register_module("linear_2", torch::nn::Linear(temb, temb));
+  time_linear_1_ = time_embedding->register_module("linear_1", Linear(channels[0], temb));
+  time_linear_2_ = time_embedding->register_module("linear_2", Linear(temb, temb));
   conv_in_ = register_module("conv_in", same_conv(c.in_channels, channels[0], c.conv_in_kernel));
 
   auto stage_options = [&](size_t config_block) {

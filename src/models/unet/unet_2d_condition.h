@@ -3,7 +3,7 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/linear.h>
+#include "models/common/linear.h"
 #include <torch/nn/modules/normalization.h>
 
 #include "models/unet/unet_blocks.h"
@@ -27,7 +27,7 @@ class UNet2DConditionImpl : public torch::nn::Module {
 
  private:
   UNetConfig config_;
-  torch::nn::Linear time_linear_1_{nullptr}, time_linear_2_{nullptr};
+  Linear time_linear_1_{nullptr}, time_linear_2_{nullptr};
   Conv2d conv_in_{nullptr}, conv_out_{nullptr};
   torch::nn::GroupNorm conv_norm_out_{nullptr};
   torch::nn::ModuleList down_blocks_{nullptr}, up_blocks_{nullptr};
