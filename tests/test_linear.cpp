@@ -43,6 +43,26 @@ TEST(Linear, OneDnnPathEqualsAtenForEveryInputShape) {
   }
 }
 
+// LoRA training: the base weight frozen, the gradient flowing to the input through oneDNN.
+TEST(Linear, FrozenWeightPassesTheInputGradientLikeAten) {
+  torch::manual_seed(8);
+  for (const bool with_bias : {true, false}) {
+    SCOPED_TRACE(with_bias ? "with bias" : "without bias");
+    Linear layer(320, 1280, with_bias);
+    for (auto& p : layer->parameters()) p.requires_grad_(false);
+    const auto x = torch::randn({2, 64, 320}, torch::requires_grad());
+    const auto x_ref = x.detach().clone().requires_grad_(true);
+    const auto upstream = torch::randn({2, 64, 1280});
+    const auto y = layer->forward(x);
+    const auto y_ref = torch::nn::functional::linear(x_ref, layer->weight, layer->bias);
+    EXPECT_LT(relative_error(y, y_ref), 1e-6);
+    (y * upstream).sum().backward();
+    (y_ref * upstream).sum().backward();
+    EXPECT_LT(relative_error(x.grad(), x_ref.grad()), 1e-6);
+    EXPECT_FALSE(layer->weight.grad().defined());
+  }
+}
+
 TEST(Linear, DeclinesWhatItCannotRunAndGradientsStillFlow) {
   Linear layer(16, 8);
   const auto x = torch::randn({4, 16}, torch::requires_grad());

@@ -1,7 +1,7 @@
 // A Linear layer with torch.nn.Linear's parameter names (weight [out, in],
-// bias [out]) and initialisation. Under inference mode on the CPU its product
-// runs through oneDNN directly (kernels/onednn_linear.h); otherwise, and
-// whenever a gradient is needed, it is aten::linear.
+// bias [out]) and initialisation. When the weight takes no gradient (inference,
+// the frozen base model in LoRA training) its products on the CPU run through
+// oneDNN directly (kernels/onednn_linear.h); otherwise it is aten::linear.
 #pragma once
 #include <torch/nn/module.h>
 
