@@ -40,8 +40,9 @@ bool frozen_on_cpu(const torch::Tensor &weight, const torch::Tensor &bias) {
 }  // namespace
 
 torch::Tensor linear(const torch::Tensor &x, const torch::Tensor &weight, const torch::Tensor &bias) {
-  // oneDNN whenever the weight takes no gradient (its weight gradient is not implemented here), in
-  // every mode: a gradient-checkpointing recomputation then repeats the first pass exactly.
+  // oneDNN whenever the weight takes no gradient, in every mode, so that a gradient-checkpointing
+  // recomputation repeats the first pass exactly; weights being trained go to aten, which also
+  // computes their gradient.
   if (frozen_on_cpu(weight, bias)) {
     if (x.requires_grad() && torch::GradMode::is_enabled())
       return FrozenWeightLinear::apply(x, weight, bias.defined() ? c10::make_optional(bias) : c10::nullopt);
