@@ -77,7 +77,7 @@ std::optional<Plan> make_plan(const memory::dims &src_dims, const memory::dims &
       return std::nullopt;
     return plan;
   } catch (const dnnl::error &) {
-    return std::nullopt;  // not implemented for this case on this CPU
+    return std::nullopt;  // oneDNN has no kernel for this case on this CPU: the caller runs aten::conv2d
   }
 }
 

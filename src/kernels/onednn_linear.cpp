@@ -15,6 +15,7 @@ namespace {
 // input [..., K] @ B + bias, where B [K, N] is `weight` read in place: its transpose when the weight
 // is stored [N, K] (the forward product), itself when stored [K, N] (the input gradient).
 at::Tensor matmul(const at::Tensor &input, const at::Tensor &weight, const at::Tensor &bias, bool weight_transposed) {
+  if (weight.dim() != 2) return {};
   const auto f32 = at::kFloat;
   const int64_t k = weight_transposed ? weight.size(1) : weight.size(0);
   const int64_t n = weight_transposed ? weight.size(0) : weight.size(1);
@@ -57,12 +58,10 @@ at::Tensor matmul(const at::Tensor &input, const at::Tensor &weight, const at::T
 }  // namespace
 
 at::Tensor onednn_linear(const at::Tensor &input, const at::Tensor &weight, const at::Tensor &bias) {
-  if (weight.dim() != 2) return {};
   return matmul(input, weight, bias, /*weight_transposed=*/true);
 }
 
 at::Tensor onednn_linear_input_grad(const at::Tensor &output_grad, const at::Tensor &weight) {
-  if (weight.dim() != 2) return {};
   return matmul(output_grad, weight, {}, /*weight_transposed=*/false);
 }
 
