@@ -45,6 +45,16 @@ TEST(Cli, HelpListsSubcommandsAndFlags) {
     EXPECT_NE(tokenize.output.find(flag), std::string::npos) << flag;
 }
 
+// The binary reports the LibTorch it was built against and whether our oneDNN kernels are in: only the
+// Debian build has them (a 2.x wheel carries its own oneDNN; see CMakeLists.txt).
+TEST(Cli, VersionNamesLibTorchAndOneDnnChoice) {
+  const auto r = run("--version");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("sdtune ", 0), 0u) << r.output;
+  EXPECT_NE(r.output.find("LibTorch " SDTUNE_EXPECTED_TORCH_VERSION ","), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("oneDNN kernels " SDTUNE_EXPECTED_ONEDNN), std::string::npos) << r.output;
+}
+
 TEST(Cli, TokenizeJsonGivesTheTextEncoderIds) {
   const auto r = run("tokenize --model " + data_path("tiny-sd2/pipeline") + " --json --prompt 'photo of (lora-misato-token), smiling'");
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -21,6 +21,7 @@ struct SchedulerCase {
   std::string variant;
   std::string scheduler;
 };
+inline void PrintTo(const SchedulerCase& c, std::ostream* out) { *out << c.variant << " " << c.scheduler; }
 
 inline std::vector<SchedulerCase> every_scheduler_case() {
   std::vector<SchedulerCase> cases;

@@ -1,13 +1,13 @@
 #include "cli/common_flags.h"
 
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <iostream>
 #include <thread>
 
 #include "core/error.h"
 #include "core/runtime.h"
+#include "core/torch_compat.h"
 #include "io/model_source.h"
 
 namespace sdtune::cli {
@@ -54,15 +54,11 @@ void DeviceFlags::add_to(CLI::App* app, bool with_dtype) {
 }
 
 void warn_if_slow_bf16(bool bf16_on_cpu) {
-#if TORCH_VERSION_MAJOR < 2
   // Measured with Debian's LibTorch 1.13: bf16 matrix products and convolutions take the unoptimised
   // fallbacks (aten::mm 85 s, _slow_conv2d_forward 70 s for one SD 2 UNet step at 256², 3.4 s in fp32).
-  if (bf16_on_cpu)
-    std::cerr << "warning: bf16 on the CPU with LibTorch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR
+  if (bf16_on_cpu && !compat::kFastCpuBf16)
+    std::cerr << "warning: bf16 on the CPU with LibTorch " << compat::libtorch_version()
               << " runs on unoptimised kernels (about 50x slower than fp32 here); fp32 is the fast choice on CPU\n";
-#else
-  (void)bf16_on_cpu;
-#endif
 }
 
 pipeline::LoadOptions DeviceFlags::load_options(const std::string& variant) const {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
 #include "core/runtime.h"
 
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   CLI::App app{"sdtune: fine-tune Stable Diffusion with LoRA and generate images, natively", "sdtune"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show help for every subcommand");
+  app.set_version_flag("--version", [] { return sdtune::build_description(); }, "LibTorch version, CUDA and GPUs seen, oneDNN kernels");
   sdtune::cli::add_generate_command(app);
   sdtune::cli::add_info_command(app);
   sdtune::cli::add_lora_command(app);

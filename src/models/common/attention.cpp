@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "core/torch_compat.h"
+
 namespace sdtune::models {
 
 namespace {
@@ -12,7 +14,11 @@ constexpr int64_t kScoreBudgetBytes = int64_t(64) << 20;
 
 torch::Tensor sliced_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool upcast) {
   const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  const bool to_float = upcast && q.scalar_type() != torch::kFloat && q.scalar_type() != torch::kDouble;
+  // Half-precision scores and softmax are always taken in fp32, as the fused kernels accumulate them
+  // (LibTorch 1.13, bf16, tiny SD 2 fixture: max image error 8.9/255 with bf16 scores, 7.9 with fp32;
+  // tests/test_precision.cpp); `upcast` (diffusers' upcast_attention) asks for the same.
+  const bool to_float = (upcast || q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kHalf) &&
+                        q.scalar_type() != torch::kFloat && q.scalar_type() != torch::kDouble;
   const torch::Tensor kt = (to_float ? k.to(torch::kFloat) : k).transpose(-1, -2);
   const int64_t queries = q.size(2);
   const int64_t row_bytes = q.size(0) * q.size(1) * k.size(2) * int64_t(to_float ? 4 : q.element_size());
@@ -31,10 +37,9 @@ torch::Tensor sliced_attention(const torch::Tensor& q, const torch::Tensor& k, c
 }  // namespace
 
 torch::Tensor attention_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool upcast) {
-#if TORCH_VERSION_MAJOR >= 2
-  if (!(upcast && q.scalar_type() == torch::kHalf && q.device().is_cpu()))
-    return at::scaled_dot_product_attention(q, k, v);
-#endif
+  // fp16 on the CPU with upcast keeps the fp32 scores of the sliced path.
+  if (compat::kHasFusedAttention && !(upcast && q.scalar_type() == torch::kHalf && q.device().is_cpu()))
+    return compat::fused_attention(q, k, v);
   return sliced_attention(q, k, v, upcast);
 }
 

@@ -1,0 +1,22 @@
+#include "core/build_info.h"
+
+#include <ATen/Context.h>
+#include <torch/cuda.h>
+
+#include "core/torch_compat.h"
+#include "kernels/onednn_convolution.h"
+
+namespace sdtune {
+
+std::string build_description() {
+  std::string cuda = "no CUDA";
+  // hasCUDA() says whether libtorch_cuda is loaded; only then is asking for devices meaningful.
+  if (at::hasCUDA()) {
+    const auto gpus = torch::cuda::device_count();
+    cuda = "CUDA compiled in: " + std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs") + " visible";
+  }
+  return "sdtune " SDTUNE_VERSION " (LibTorch " + compat::libtorch_version() + ", " + cuda + ", oneDNN kernels " +
+         (kernels::onednn_available() ? "on" : "off") + ")";
+}
+
+}  // namespace sdtune
