@@ -24,14 +24,7 @@ class PipelineFixture : public ::testing::TestWithParam<Case> {
     folder_ = std::make_unique<sdtune::io::ModelFolder>(data_path(p.variant + "/pipeline"));
     model_ = sdtune::pipeline::load_stable_diffusion(*folder_, {});
     ref_ = sdtune::io::read_all_tensors(data_path(p.variant + "/ref/pipeline_" + p.scheduler + ".safetensors"));
-    const auto constants = sdtune::io::read_json_file(data_path(p.variant + "/ref/manifest.json"))["constants"];
-    request_.prompt = constants["PROMPTS"][0];
-    request_.negative_prompt = constants["PROMPTS"][5];
-    request_.guidance_scale = constants["GUIDANCE_SCALE"];
-    request_.steps = constants["NUM_INFERENCE_STEPS"];
-    request_.seed = constants["SEED"];
-    request_.height = constants["image_hw"][0];
-    request_.width = constants["image_hw"][1];
+    request_ = sdtune::test::fixture_request(p.variant);
   }
   std::unique_ptr<sdtune::schedulers::Scheduler> scheduler() const {
     return sdtune::schedulers::make_scheduler(GetParam().scheduler, folder_->component_config("scheduler"), {}, "scheduler");

@@ -54,15 +54,7 @@ TEST_P(LowPrecisionGeneration, ImageWithinToleranceOfDiffusersFp32) {
   load.channels_last = device.is_cuda();  // as the CLI loads for CUDA
   auto model = sdtune::pipeline::load_stable_diffusion(folder, load);
   const auto ref = sdtune::io::read_all_tensors(data_path(c.variant + "/ref/pipeline_" + c.scheduler + ".safetensors"));
-  const auto constants = sdtune::io::read_json_file(data_path(c.variant + "/ref/manifest.json"))["constants"];
-  sdtune::pipeline::GenerationRequest request;
-  request.prompt = constants["PROMPTS"][0];
-  request.negative_prompt = constants["PROMPTS"][5];
-  request.guidance_scale = constants["GUIDANCE_SCALE"];
-  request.steps = constants["NUM_INFERENCE_STEPS"];
-  request.seed = constants["SEED"];
-  request.height = constants["image_hw"][0];
-  request.width = constants["image_hw"][1];
+  const auto request = sdtune::test::fixture_request(c.variant);
   auto scheduler = sdtune::schedulers::make_scheduler(c.scheduler, folder.component_config("scheduler"), {}, "scheduler");
   const auto result = sdtune::pipeline::generate(model, *scheduler, request);
 

@@ -6,7 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "io/json_file.h"
+#include "pipeline/text_to_image.h"
 #include "schedulers/scheduler.h"
+#include "test_util.h"
 
 namespace sdtune::test {
 
@@ -14,6 +17,20 @@ namespace sdtune::test {
 inline double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   const auto diff = (a.to(torch::kDouble) - b.to(torch::kDouble)).norm().item<double>();
   return diff / std::max(b.to(torch::kDouble).norm().item<double>(), 1e-30);
+}
+
+// The request diffusers' fixture script ran for a fixture model's pipeline references (its manifest).
+inline pipeline::GenerationRequest fixture_request(const std::string& variant) {
+  const auto constants = io::read_json_file(data_path(variant + "/ref/manifest.json"))["constants"];
+  pipeline::GenerationRequest request;
+  request.prompt = constants["PROMPTS"][0];
+  request.negative_prompt = constants["PROMPTS"][5];
+  request.guidance_scale = constants["GUIDANCE_SCALE"];
+  request.steps = constants["NUM_INFERENCE_STEPS"];
+  request.seed = constants["SEED"];
+  request.height = constants["image_hw"][0];
+  request.width = constants["image_hw"][1];
+  return request;
 }
 
 // Every scheduler on both fixture models, as test parameters.
