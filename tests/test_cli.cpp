@@ -45,13 +45,14 @@ TEST(Cli, HelpListsSubcommandsAndFlags) {
     EXPECT_NE(tokenize.output.find(flag), std::string::npos) << flag;
 }
 
-// The binary reports the LibTorch it was built against and whether our oneDNN kernels are in: only the
-// Debian build has them (a 2.x wheel carries its own oneDNN; see CMakeLists.txt).
-TEST(Cli, VersionNamesLibTorchAndOneDnnChoice) {
+// The binary reports the LibTorch it was built against, whether CUDA is in it, and whether our oneDNN
+// kernels are: only the Debian build has them (a 2.x wheel carries its own oneDNN; see CMakeLists.txt).
+TEST(Cli, VersionNamesLibTorchCudaAndOneDnnChoice) {
   const auto r = run("--version");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.rfind("sdtune ", 0), 0u) << r.output;
   EXPECT_NE(r.output.find("LibTorch " SDTUNE_EXPECTED_TORCH_VERSION ","), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", " SDTUNE_EXPECTED_CUDA), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("oneDNN kernels " SDTUNE_EXPECTED_ONEDNN), std::string::npos) << r.output;
 }
 

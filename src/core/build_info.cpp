@@ -10,9 +10,9 @@ namespace sdtune {
 
 std::string build_description() {
   std::string cuda = "no CUDA";
-  // hasCUDA() says whether libtorch_cuda is loaded; only then is asking for devices meaningful.
-  if (at::hasCUDA()) {
-    const auto gpus = torch::cuda::device_count();
+  if (SDTUNE_TORCH_CUDA) {
+    // hasCUDA() is false without a driver or GPU; only then is counting devices safe and quiet.
+    const auto gpus = at::hasCUDA() ? torch::cuda::device_count() : 0;
     cuda = "CUDA compiled in: " + std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs") + " visible";
   }
   return "sdtune " SDTUNE_VERSION " (LibTorch " + compat::libtorch_version() + ", " + cuda + ", oneDNN kernels " +

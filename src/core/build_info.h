@@ -5,7 +5,7 @@
 
 namespace sdtune {
 
-// e.g. "sdtune 0.2 (LibTorch 2.11.0, CUDA compiled in: 1 GPU visible, oneDNN kernels off)"
+// e.g. "sdtune 0.2.0 (LibTorch 2.11.0, CUDA compiled in: 1 GPU visible, oneDNN kernels off)"
 std::string build_description();
 
 }  // namespace sdtune

@@ -14,7 +14,9 @@ namespace sdtune::pipeline {
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
+// CUDA runs queued work asynchronously: wait for it, so the time is that of the work, not of queueing it.
+double seconds_since(std::chrono::steady_clock::time_point start, const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
@@ -121,7 +123,7 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
     latents = scheduler.step(noise_pred.to(torch::kFloat), i, latents.to(torch::kFloat), generator);
     if (on_step) on_step(i + 1, scheduler.num_steps(), latents);
   }
-  result.sampling_seconds = seconds_since(start);
+  result.sampling_seconds = seconds_since(start, device);
   result.latents = latents;
   // The UNet's packed Winograd weights (~1 GB for SD 2) would sit beside the VAE's; they are rebuilt
   // at the UNet's next call if there is one.
@@ -133,7 +135,7 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
 
   const auto decode_start = std::chrono::steady_clock::now();
   result.images = decode_latents(model.vae, latents, r.vae_tiling);
-  result.decode_seconds = seconds_since(decode_start);
+  result.decode_seconds = seconds_since(decode_start, device);
   return result;
 }
 

@@ -12,13 +12,12 @@ namespace {
 // slice then take ~128 MB at SD's 512² (4096 queries), and slices of ~400 queries lose no speed.
 constexpr int64_t kScoreBudgetBytes = int64_t(64) << 20;
 
-torch::Tensor sliced_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool upcast) {
+// Half-precision scores and softmax are always taken in fp32, as the fused kernels accumulate them
+// (LibTorch 1.13, bf16, tiny SD 2 fixture: max image error 8.9/255 with bf16 scores, 7.9 with fp32;
+// tests/test_precision.cpp). That is also what diffusers' upcast_attention asks for.
+torch::Tensor sliced_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  // Half-precision scores and softmax are always taken in fp32, as the fused kernels accumulate them
-  // (LibTorch 1.13, bf16, tiny SD 2 fixture: max image error 8.9/255 with bf16 scores, 7.9 with fp32;
-  // tests/test_precision.cpp); `upcast` (diffusers' upcast_attention) asks for the same.
-  const bool to_float = (upcast || q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kHalf) &&
-                        q.scalar_type() != torch::kFloat && q.scalar_type() != torch::kDouble;
+  const bool to_float = q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kHalf;
   const torch::Tensor kt = (to_float ? k.to(torch::kFloat) : k).transpose(-1, -2);
   const int64_t queries = q.size(2);
   const int64_t row_bytes = q.size(0) * q.size(1) * k.size(2) * int64_t(to_float ? 4 : q.element_size());
@@ -37,10 +36,10 @@ torch::Tensor sliced_attention(const torch::Tensor& q, const torch::Tensor& k, c
 }  // namespace
 
 torch::Tensor attention_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool upcast) {
-  // fp16 on the CPU with upcast keeps the fp32 scores of the sliced path.
+  // fp16 on the CPU with upcast keeps the sliced path, whose scores are fp32.
   if (compat::kHasFusedAttention && !(upcast && q.scalar_type() == torch::kHalf && q.device().is_cpu()))
     return compat::fused_attention(q, k, v);
-  return sliced_attention(q, k, v, upcast);
+  return sliced_attention(q, k, v);
 }
 
 AttentionImpl::AttentionImpl(const AttentionOptions& o) : options_(o) {

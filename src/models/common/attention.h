@@ -12,8 +12,9 @@ namespace sdtune::models {
 
 // softmax(q k^T * scale) v for q [B, H, Nq, D], k/v [B, H, Nk, D]. On LibTorch >= 2 this is
 // scaled_dot_product_attention (flash / memory-efficient kernels on CUDA); on 1.13 the queries are
-// processed in slices so that the score matrix of one slice stays under a fixed budget.
-// `upcast` computes scores and softmax in fp32 for half-precision inputs.
+// processed in slices so that the score matrix of one slice stays under a fixed budget, with the scores
+// and softmax of half-precision inputs in fp32. `upcast` (diffusers' upcast_attention) keeps fp16 on the
+// CPU on that path.
 torch::Tensor attention_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool upcast);
 
 struct AttentionOptions {
