@@ -115,6 +115,7 @@ TEST_P(CliBadInput, FailsWithOneClearMessage) {
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_LT(r.exit_code, 128) << "crashed: " << r.output;
   EXPECT_NE(r.output.find(GetParam().expected), std::string::npos) << r.output;
+  sdtune::test::expect_one_clean_error_line(r.output);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -125,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"clip_skip_too_deep", "encode-prompt --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.safetensors --clip_skip 3", "--clip_skip"},
         BadInput{"missing_model", "tokenize --model no-org/no-model --prompt x", "not in the Hugging Face cache"},
         BadInput{"unknown_subcommand", "paint --prompt x", "unknown subcommand \"paint\""},
-        BadInput{"hostile_file", "inspect " + data_path("tiny-sd1/tokenizer_does_not_exist.safetensors"), "cannot open"},
+        BadInput{"hostile_file", "inspect " + data_path("tiny-sd1/tokenizer_does_not_exist.safetensors"), "file not found"},
         BadInput{"not_safetensors", "inspect " + data_path("tiny-sd1/pipeline/tokenizer/vocab.json"), "vocab.json"},
         BadInput{"invalid_utf8", "tokenize --model " + data_path("tiny-sd1/pipeline") + " --prompt \"$(printf '\\377')\"", "UTF-8"}),
     [](const auto& info) { return std::string(info.param.name); });

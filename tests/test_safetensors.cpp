@@ -114,7 +114,7 @@ INSTANTIATE_TEST_SUITE_P(
         HostileCase{"header_past_end", "{" + kOk + "}", 8, 4096, "runs past the end"},
         HostileCase{"huge_header_length", "{}", 0, (1LL << 40), "exceeds the limit"},
         HostileCase{"max_u64_length", "{}", 0, -2, "exceeds the limit"},
-        HostileCase{"not_json", "{\"w\": {\"dtype\": ", 0, -1, "not valid JSON"},
+        HostileCase{"not_json", "{\"w\": {\"dtype\": ", 0, -1, "invalid JSON"},
         HostileCase{"not_object", "[1,2,3]", 0, -1, "not a JSON object"},
         HostileCase{"entry_not_object", R"({"w": 5})", 0, -1, "tensor \"w\": header entry is not an object"},
         HostileCase{"unknown_dtype", R"({"w":{"dtype":"F8_E9","shape":[1],"data_offsets":[0,1]}})", 1, -1,
@@ -144,7 +144,7 @@ INSTANTIATE_TEST_SUITE_P(
         HostileCase{"trailing_bytes", "{" + kOk + "}", 16, -1, "bytes after the last tensor"},
         HostileCase{"metadata_not_strings", R"({"__metadata__":{"x":1}})", 0, -1, "__metadata__ value \"x\""},
         HostileCase{"missing_offsets", R"({"w":{"dtype":"F32","shape":[1]}})", 4, -1, "tensor \"w\": \"data_offsets\""},
-        HostileCase{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'), 0, -1, "not a JSON object"}),
+        HostileCase{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'), 0, -1, "nested deeper than 64 levels"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Safetensors, TooSmallAndMissingFiles) {

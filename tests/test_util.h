@@ -1,8 +1,11 @@
 // Helpers shared by the tests.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,20 @@ struct TempDir {
     return n;
   }
 };
+
+// What a failed command prints: exactly one line that starts with "error: " (nothing before it on
+// its line, e.g. an unfinished progress bar), and none of the libraries' internals.
+inline void expect_one_clean_error_line(const std::string& output) {
+  std::istringstream lines(output);
+  int error_lines = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("error: ", 0) == 0) ++error_lines;
+    else EXPECT_EQ(line.find("error: "), std::string::npos) << "an error message not on a line of its own: " << line;
+  }
+  EXPECT_EQ(error_lines, 1) << output;
+  for (const char* internal : {"json.exception", "enforce fail", "frame #", "_M_create", "bad_alloc", "Exception raised from", "terminate called"})
+    EXPECT_EQ(output.find(internal), std::string::npos) << "library internals in: " << output;
+}
 
 // Rows of an int64 [rows, cols] tensor read without LibTorch.
 inline std::vector<std::vector<int64_t>> read_int64_rows(const std::string& path, const std::string& name) {

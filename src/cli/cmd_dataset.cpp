@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/printable.h"
 #include "cli/common_flags.h"
 #include "core/error.h"
 #include "io/model_folder.h"
@@ -30,7 +31,7 @@ void check(const CheckFlags& f) {
   options.trigger_word = f.trigger_word;
   options.tokenizer = tokenizer.get();
   const auto summary = train::check_dataset(dataset, options);
-  for (const auto& p : dataset.problems) std::cout << (p.error ? "error: " : "warning: ") << p.where << ": " << p.problem << "\n";
+  for (const auto& p : dataset.problems) std::cout << (p.error ? "error: " : "warning: ") << printable(p.where) << ": " << printable(p.problem, {500}) << "\n";
   std::cout << dataset.root << " (" << dataset.layout << "): " << summary.images << " images, " << summary.captions << " captions, "
             << summary.errors << " errors, " << summary.warnings << " warnings\n";
   if (!f.trigger_word.empty())

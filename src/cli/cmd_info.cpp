@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/printable.h"
 #include "io/png.h"
 
 namespace sdtune::cli {
@@ -15,7 +16,8 @@ void add_info_command(CLI::App& app) {
     const auto text = io::read_png_text(*path);
     std::cout << *path << ": " << image.width << "x" << image.height << "\n";
     if (text.empty()) std::cout << "(no text chunks: not made by sdtune, A1111 or ComfyUI?)\n";
-    for (const auto& [key, value] : text) std::cout << key << ":\n" << value << "\n";
+    // Multi-line text stays multi-line; every other control character (an ESC from the file) is escaped.
+    for (const auto& [key, value] : text) std::cout << printable(key) << ":\n" << printable(value, {0, true}) << "\n";
   });
 }
 

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/printable.h"
 #include "io/safetensors.h"
 
 namespace sdtune::cli {
@@ -10,12 +11,12 @@ static void run(const std::string& path) {
   const io::SafetensorsFile file(path);
   uint64_t total = 0;
   for (const auto& t : file.tensors()) {
-    std::cout << t.name << "  " << io::dtype_name(t.dtype) << " [";
+    std::cout << printable(t.name) << "  " << io::dtype_name(t.dtype) << " [";
     for (size_t i = 0; i < t.shape.size(); ++i) std::cout << (i ? ", " : "") << t.shape[i];
     std::cout << "]\n";
     total += t.nbytes();
   }
-  for (const auto& [key, value] : file.metadata()) std::cout << "metadata " << key << " = " << value << "\n";
+  for (const auto& [key, value] : file.metadata()) std::cout << "metadata " << printable(key) << " = " << printable(value, {4000}) << "\n";
   std::cout << file.tensors().size() << " tensors, " << total << " bytes of data\n";
 }
 

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/printable.h"
 #include "cli/common_flags.h"
 #include "io/model_folder.h"
 #include "lora/module_names.h"
@@ -37,7 +38,7 @@ void info(const std::string& spec) {
   for (const auto& [component, count] : per_component) std::cout << " " << component << " " << count;
   std::cout << "\nrank: " << join(ranks) << "\nalpha: " << join(alphas) << "\ntargets: " << join(targets)
             << "\nparameters: " << parameters << "\n";
-  for (const auto& [key, value] : file.metadata) std::cout << "metadata " << key << ": " << value << "\n";
+  for (const auto& [key, value] : file.metadata) std::cout << "metadata " << printable(key) << ": " << printable(value, {4000}) << "\n";
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/printable.h"
 #include "cli/common_flags.h"
 #include "io/model_folder.h"
 #include "pipeline/components.h"
@@ -54,7 +55,7 @@ void run(const TokenizeFlags& flags) {
         break;
       }
       std::cout << "  " << std::setw(3) << i << " " << std::setw(6) << chunk.ids[i] << "  " << std::fixed
-                << std::setprecision(3) << chunk.weights[i] << "  " << tokenizer->token_text(chunk.ids[i]) << "\n";
+                << std::setprecision(3) << chunk.weights[i] << "  " << printable(tokenizer->token_text(chunk.ids[i])) << "\n";
     }
   }
 }

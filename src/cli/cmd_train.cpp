@@ -68,7 +68,7 @@ void run(TrainFlags& f) {
     progress->update(r.step, "lr=" + format_number(r.lr) + ", step_loss=" + format_number(r.loss, 3));
   };
   callbacks.on_message = [&](const std::string& message) {
-    if (progress) std::cerr << "\n";
+    ProgressBar::end_open_line();
     std::cout << message << std::endl;
   };
   callbacks.stop_requested = [] { return interrupt_requested != 0; };

@@ -1,7 +1,5 @@
 // sdtune: Stable Diffusion LoRA training and generation. This file only dispatches subcommands and
 // turns every failure into one clear message and a non-zero exit.
-#include <c10/util/Exception.h>
-
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <set>
@@ -9,7 +7,8 @@
 
 #include "cli/commands.h"
 #include "core/build_info.h"
-#include "core/error.h"
+#include "core/error_message.h"
+#include "core/printable.h"
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +18,11 @@ int main(int argc, char** argv) {
   CLI::App app{"sdtune: fine-tune Stable Diffusion with LoRA and generate images, natively", "sdtune"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show help for every subcommand");
+  // CLI11's own messages get the same one-line form as ours; subcommands copy this when added.
+  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+    (void)failed;
+    return "error: " + sdtune::printable(e.what(), {2000}) + " (--help lists the flags)\n";
+  });
   app.set_version_flag("--version", [] { return sdtune::build_description(); }, "LibTorch version, CUDA and GPUs seen, oneDNN kernels");
   sdtune::cli::add_generate_command(app);
   sdtune::cli::add_info_command(app);
@@ -34,7 +38,7 @@ int main(int argc, char** argv) {
     try {
       app.get_subcommand(argv[1]);
     } catch (const CLI::OptionNotFound&) {
-      std::cerr << "error: unknown subcommand \"" << argv[1] << "\" (sdtune --help lists them)\n";
+      sdtune::print_error_line("unknown subcommand " + sdtune::in_quotes(argv[1]) + " (sdtune --help lists them)");
       return 2;
     }
   }
@@ -44,14 +48,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const sdtune::cli::ExitStatus& status) {
     return status.code;
-  } catch (const sdtune::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  } catch (const c10::Error& e) {
-    std::cerr << "error: " << e.what_without_backtrace() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+  } catch (...) {
+    sdtune::print_error_line(sdtune::describe_current_exception());
     return 1;
   }
   return 0;

@@ -1,10 +1,19 @@
 #include "core/progress.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
 
 namespace sdtune {
+
+namespace {
+std::atomic<bool> line_open{false};
+}  // namespace
+
+void ProgressBar::end_open_line() {
+  if (line_open.exchange(false)) std::fputc('\n', stderr);
+}
 
 ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled, int64_t initial)
     : label_(std::move(label)), total_(total), enabled_(enabled), initial_(initial), start_(std::chrono::steady_clock::now()) {}
@@ -51,10 +60,12 @@ void ProgressBar::update(int64_t done, const std::string& postfix) {
   if (!enabled_) return;
   std::fprintf(stderr, "\r%s", render(done, elapsed_seconds(), postfix).c_str());
   std::fflush(stderr);
+  line_open = true;
 }
 
 void ProgressBar::finish() {
   if (enabled_ && !finished_) std::fputc('\n', stderr);
+  if (enabled_ && !finished_) line_open = false;
   finished_ = true;
 }
 

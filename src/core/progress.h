@@ -16,6 +16,9 @@ class ProgressBar {
   // Ends the line.
   void finish();
   double elapsed_seconds() const;
+  // Ends a progress line left open on stderr (by a bar that an error interrupted), so that the next
+  // message starts a line of its own.
+  static void end_open_line();
 
   // "mm:ss" or "h:mm:ss".
   static std::string format_duration(double seconds);

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/input_file.h"
 
 namespace sdtune::io {
 
@@ -20,7 +21,9 @@ void sync_to_disk(const std::string& path) {
   if (rc != 0) throw Error(path, std::string("fsync failed: ") + std::strerror(errno));
 }
 
-void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write, OntoInput onto_input) {
+  if (onto_input == OntoInput::Refuse && is_input_of_this_run(path))
+    throw Error(path, "is a file this command reads; refusing to overwrite it (write the output somewhere else)");
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   try {
     {
@@ -28,7 +31,7 @@ void write_file_atomically(const std::string& path, const std::function<void(std
       if (!out) throw Error(path, std::string("cannot create file: ") + std::strerror(errno));
       write(out);
       out.flush();
-      if (!out) throw Error(path, "write failed (disk full?)");
+      if (!out) throw Error(path, std::string("write failed: ") + std::strerror(errno ? errno : EIO));
     }
     sync_to_disk(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)

@@ -6,9 +6,14 @@
 
 namespace sdtune::io {
 
+// Whether a write may replace a file this run has read (only a file rewritten on purpose, as a
+// resumed run's own log). Every other write onto an input is refused: no command overwrites what it reads.
+enum class OntoInput { Refuse, Allow };
+
 // Calls `write` with a stream onto `path`.tmp-<pid>, flushes it to disk, then renames it over `path`.
-// On any failure the temporary file is removed and an Error naming `path` is thrown.
-void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
+// On any failure (disk full included) the temporary file is removed and an Error naming `path` is thrown.
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
+                           OntoInput onto_input = OntoInput::Refuse);
 
 // fsync of a file or folder (a folder's entries: renames inside it become durable).
 void sync_to_disk(const std::string& path);

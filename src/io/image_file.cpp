@@ -5,22 +5,13 @@
 
 #include <csetjmp>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "io/input_file.h"
 
 namespace sdtune::io {
 
 namespace {
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "image not found or not readable");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 struct JpegErrorManager {
   jpeg_error_mgr base;
@@ -139,7 +130,7 @@ RgbImage apply_exif_orientation(const RgbImage& image, int orientation) {
 }
 
 RgbImage read_image(const std::string& path) {
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_file(path, kMaxImageFileBytes, "image file");
   if (bytes.size() >= 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) return read_png(path);
   if (bytes.size() >= 3 && uint8_t(bytes[0]) == 0xFF && uint8_t(bytes[1]) == 0xD8 && uint8_t(bytes[2]) == 0xFF)
     return apply_exif_orientation(decode_jpeg(bytes, path), jpeg_exif_orientation(bytes));

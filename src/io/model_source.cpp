@@ -2,10 +2,11 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <regex>
 
 #include "core/error.h"
+#include "io/input_file.h"
 
 namespace fs = std::filesystem;
 
@@ -39,7 +40,7 @@ std::string pickle_refusal(const std::string& path) {
 }
 
 static std::string read_first_line(const fs::path& p) {
-  std::ifstream in(p);
+  std::istringstream in(read_file(p.string(), 1 << 16, "Hub cache ref file"));
   std::string line;
   std::getline(in, line);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\n')) line.pop_back();

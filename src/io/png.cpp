@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 
 namespace sdtune::io {
 
@@ -33,8 +34,10 @@ void flush_stream(png_structp png) { static_cast<std::ostream*>(png_get_io_ptr(p
 // Reads a PNG with the given per-image callback between header and cleanup.
 template <typename F>
 void with_png_reader(const std::string& path, F&& body) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  InputFile input(path);
+  std::unique_ptr<FILE, int (*)(FILE*)> file(::fdopen(input.fd(), "rb"), &std::fclose);
   if (!file) throw Error(path, "cannot open image");
+  input.release();  // the FILE closes it now
   unsigned char signature[8];
   if (std::fread(signature, 1, 8, file.get()) != 8 || png_sig_cmp(signature, 0, 8) != 0) throw Error(path, "not a PNG file");
   ErrorState state;

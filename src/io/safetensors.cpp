@@ -12,7 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
+#include "io/json_file.h"
 
 namespace sdtune::io {
 
@@ -47,21 +50,21 @@ bool parse_dtype(const std::string& name, DType* out) {
 
 // Reads a non-negative integer that fits in 63 bits, else throws.
 uint64_t as_offset(const nlohmann::json& v, const std::string& path, const std::string& what) {
-  if (!v.is_number_unsigned()) throw Error(path, what + " must be a non-negative integer, got " + v.dump());
+  if (!v.is_number_unsigned()) throw Error(path, what + " must be a non-negative integer, got " + json_excerpt(v));
   uint64_t x = v.get<uint64_t>();
   if (x > uint64_t(std::numeric_limits<int64_t>::max())) throw Error(path, what + " is too large");
   return x;
 }
 
 TensorEntry parse_entry(const std::string& name, const nlohmann::json& j, const std::string& path) {
-  const std::string where = "tensor \"" + name + "\"";
+  const std::string where = "tensor " + in_quotes(name);
   if (!j.is_object()) throw Error(path, where + ": header entry is not an object");
   TensorEntry e;
   e.name = name;
   auto dt = j.find("dtype");
   if (dt == j.end() || !dt->is_string()) throw Error(path, where + ": missing \"dtype\"");
   if (!parse_dtype(dt->get<std::string>(), &e.dtype))
-    throw Error(path, where + ": unsupported dtype \"" + dt->get<std::string>() + "\"");
+    throw Error(path, where + ": unsupported dtype " + in_quotes(dt->get<std::string>()));
   auto shape = j.find("shape");
   if (shape == j.end() || !shape->is_array()) throw Error(path, where + ": missing \"shape\" array");
   // numel * itemsize must not overflow: track it in 128 bits' worth of care.
@@ -98,24 +101,13 @@ int64_t TensorEntry::numel() const {
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error(path, std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path, "not a regular file");
-  }
-  size_ = uint64_t(st.st_size);
+  const InputFile file(path);
+  size_ = file.size();
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      throw Error(path, std::string("cannot map file: ") + std::strerror(err));
-    }
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, file.fd(), 0);
+    if (p == MAP_FAILED) throw Error(path, std::string("cannot map file: ") + std::strerror(errno));
     data_ = static_cast<uint8_t*>(p);
   }
-  ::close(fd);
 }
 
 MappedFile::~MappedFile() {
@@ -136,19 +128,15 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : mapping_(std::make_s
   data_start_ = 8 + header_len;
   const uint64_t data_size = size - data_start_;
 
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(mapping_->data() + 8, mapping_->data() + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path, std::string("header is not valid JSON: ") + e.what());
-  }
+  const nlohmann::json header =
+      parse_json_text(std::string(reinterpret_cast<const char*>(mapping_->data()) + 8, size_t(header_len)), path + " (header)");
   if (!header.is_object()) throw Error(path, "header is not a JSON object");
 
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
       if (!it->is_object()) throw Error(path, "__metadata__ is not an object");
       for (auto m = it->begin(); m != it->end(); ++m) {
-        if (!m->is_string()) throw Error(path, "__metadata__ value \"" + m.key() + "\" is not a string");
+        if (!m->is_string()) throw Error(path, "__metadata__ value " + in_quotes(m.key()) + " is not a string");
         metadata_[m.key()] = m->get<std::string>();
       }
       continue;
@@ -165,13 +153,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : mapping_(std::make_s
   uint64_t expected = 0;
   for (const TensorEntry* t : by_offset) {
     if (t->end > data_size)
-      throw Error(path, "tensor \"" + t->name + "\": data [" + std::to_string(t->begin) + ", " +
+      throw Error(path, "tensor " + in_quotes(t->name) + ": data [" + std::to_string(t->begin) + ", " +
                             std::to_string(t->end) + ") lies outside the " + std::to_string(data_size) +
                             "-byte data buffer (truncated file?)");
     if (t->begin < expected)
-      throw Error(path, "tensor \"" + t->name + "\": data overlaps the previous tensor's");
+      throw Error(path, "tensor " + in_quotes(t->name) + ": data overlaps the previous tensor's");
     if (t->begin > expected)
-      throw Error(path, "tensor \"" + t->name + "\": gap of " + std::to_string(t->begin - expected) +
+      throw Error(path, "tensor " + in_quotes(t->name) + ": gap of " + std::to_string(t->begin - expected) +
                             " bytes before its data");
     expected = t->end;
   }
@@ -190,7 +178,7 @@ const TensorEntry* SafetensorsFile::find(const std::string& name) const {
 
 const TensorEntry& SafetensorsFile::at(const std::string& name) const {
   const TensorEntry* e = find(name);
-  if (!e) throw Error(path(), "no tensor named \"" + name + "\"");
+  if (!e) throw Error(path(), "no tensor named " + in_quotes(name));
   return *e;
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/printable.h"
 
 namespace sdtune::io {
 
@@ -98,6 +99,11 @@ static void fill_from(const SafetensorsSet& files, const std::string& key, at::T
     throw Error(found.file->path(), "tensor \"" + key + "\" has shape " + shape_text(found.entry->shape) +
                                         " but the model built from its config needs " + shape_text(target.sizes()));
   at::Tensor value = read_tensor(*found.file, *found.entry, target.scalar_type());
+  // One summing pass (in double, so large sums cannot overflow) finds NaN and infinities, including
+  // values that overflow the dtype they are loaded in (fp32 weights over 65504 as fp16).
+  if (value.is_floating_point() && value.numel() > 0 && !std::isfinite(value.sum(at::kDouble).item<double>()))
+    throw Error(found.file->path(), "tensor " + in_quotes(key) + " holds NaN or infinite values" +
+                                        (value.scalar_type() != to_scalar_type(found.entry->dtype) ? " (as " + std::string(c10::toString(value.scalar_type())) + ")" : std::string()));
   if (!target.device().is_cpu()) value = value.to(target.device());
   torch::NoGradGuard no_grad;
   target.set_data(value);

@@ -11,13 +11,18 @@ namespace sdtune::models {
 
 ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j, const std::string& where) {
   ClipTextConfig c;
-  c.vocab_size = io::config_required<int64_t>(j, "vocab_size", where);
-  c.hidden_size = io::config_required<int64_t>(j, "hidden_size", where);
-  c.intermediate_size = io::config_required<int64_t>(j, "intermediate_size", where);
-  c.num_hidden_layers = io::config_required<int64_t>(j, "num_hidden_layers", where);
-  c.num_attention_heads = io::config_required<int64_t>(j, "num_attention_heads", where);
-  c.max_position_embeddings = io::config_value<int64_t>(j, "max_position_embeddings", 77, where);
+  // Limits far above every CLIP text encoder (49408 tokens, width 1280, 32 layers, 77 positions),
+  // checked before anything is allocated.
+  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"})
+    io::config_required<int64_t>(j, key, where);
+  c.vocab_size = io::config_value_in<int64_t>(j, "vocab_size", 0, where, 1, 1 << 20);
+  c.hidden_size = io::config_value_in<int64_t>(j, "hidden_size", 0, where, 1, 16384);
+  c.intermediate_size = io::config_value_in<int64_t>(j, "intermediate_size", 0, where, 1, 65536);
+  c.num_hidden_layers = io::config_value_in<int64_t>(j, "num_hidden_layers", 0, where, 1, 256);
+  c.num_attention_heads = io::config_value_in<int64_t>(j, "num_attention_heads", 0, where, 1, 1024);
+  c.max_position_embeddings = io::config_value_in<int64_t>(j, "max_position_embeddings", 77, where, 1, 16384);
   c.layer_norm_eps = io::config_value<double>(j, "layer_norm_eps", 1e-5, where);
+  if (!(c.layer_norm_eps > 0 && c.layer_norm_eps < 1)) throw Error(where, "config key \"layer_norm_eps\" must be between 0 and 1 (exclusive)");
   c.hidden_act = io::config_value<std::string>(j, "hidden_act", "quick_gelu", where);
   c.eos_token_id = io::config_value<int64_t>(j, "eos_token_id", 2, where);
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
@@ -26,6 +31,12 @@ ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j, const std::str
       c.num_attention_heads <= 0 || c.max_position_embeddings <= 0 || c.hidden_size % c.num_attention_heads != 0)
     throw Error(where, "inconsistent sizes (hidden_size must be a positive multiple of num_attention_heads)");
   return c;
+}
+
+WeightSignature ClipTextConfig::weight_signature() const {
+  return {{"embeddings.token_embedding.weight", {vocab_size, hidden_size}},
+          {"embeddings.position_embedding.weight", {max_position_embeddings, hidden_size}},
+          {"encoder.layers." + std::to_string(num_hidden_layers - 1) + ".mlp.fc1.weight", {intermediate_size, hidden_size}}};
 }
 
 static torch::nn::LayerNorm layer_norm(const ClipTextConfig& c) {

@@ -10,6 +10,8 @@
 
 #include <string>
 
+#include "models/common/weight_signature.h"
+
 namespace sdtune::models {
 
 struct ClipTextConfig {
@@ -25,6 +27,8 @@ struct ClipTextConfig {
 
   // From a text_encoder/config.json object; `where` names it in errors.
   static ClipTextConfig from_json(const nlohmann::json& config, const std::string& where);
+  // Tensors (names inside the component) whose shapes this config fixes.
+  WeightSignature weight_signature() const;
 };
 
 class ClipAttentionImpl : public torch::nn::Module {

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "core/error.h"
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
 #include "models/common/conv2d.h"
@@ -14,15 +15,40 @@ std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFolder& folde
 
 namespace {
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + (shape[i] == models::kAnySize ? std::string("*") : std::to_string(shape[i]));
+  return s + "]";
+}
+
+// The config's sizes against the weight files' headers, before the model is built: a config that
+// describes a far larger model than its weights fails here instead of allocating that model.
+void check_config_fits_weights(const models::WeightSignature& signature, const io::SafetensorsSet& weights, const std::string& prefix,
+                               const std::string& config_path) {
+  for (const auto& expected : signature) {
+    const auto found = weights.find(prefix + expected.name);
+    const std::string problem = "describes a model with tensor \"" + prefix + expected.name + "\" of shape " + shape_text(expected.shape);
+    if (!found.entry) throw Error(config_path, problem + ", which " + weights.describe() + " does not have (config and weights do not belong together)");
+    bool fits = found.entry->shape.size() == expected.shape.size();
+    for (size_t d = 0; fits && d < expected.shape.size(); ++d) fits = expected.shape[d] == models::kAnySize || expected.shape[d] == found.entry->shape[d];
+    if (!fits)
+      throw Error(config_path, problem + ", but " + found.file->path() + " has " + shape_text(found.entry->shape) +
+                                   " (config and weights do not belong together)");
+  }
+}
+
 // Builds a component from its config, fills it from its weight files and puts it in eval mode on
 // the requested dtype and device.
 template <typename Model, typename Config>
 Model load_component(const io::ModelFolder& folder, const std::string& component, const std::string& prefix,
                      const LoadOptions& options) {
   const std::string config_path = folder.component_config_path(component);
-  Model model(Config::from_json(io::read_json_file(config_path), config_path));
+  const Config config = Config::from_json(io::read_json_file(config_path), config_path);
+  const io::SafetensorsSet weights(folder.weight_files(component, options.variant));
+  check_config_fits_weights(config.weight_signature(), weights, prefix, config_path);
+  Model model(config);
   model->to(options.dtype);
-  io::load_module_weights(*model, io::SafetensorsSet(folder.weight_files(component, options.variant)), prefix);
+  io::load_module_weights(*model, weights, prefix);
   model->to(options.device);
   model->eval();
   return model;

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 #include "io/subprocess.h"
 #include "lora/lora_file.h"
 #include "publish/model_card.h"
@@ -25,15 +26,14 @@ namespace {
 
 const char* const kWeights = "pytorch_lora_weights.safetensors";
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+// Files of a training folder: a LoRA, samples, a card. Larger ones are refused before copying.
+constexpr uint64_t kMaxPublishedFileBytes = 4ull << 30;
+
+std::string read_text(const fs::path& path) { return io::read_file(path.string(), kMaxPublishedFileBytes, "file"); }
 
 void copy_atomically(const fs::path& from, const fs::path& to) {
-  std::ifstream in(from, std::ios::binary);
-  if (!in) throw Error(from.string(), "cannot be read");
-  io::write_file_atomically(to.string(), [&](std::ostream& out) { out << in.rdbuf(); });
+  const std::string bytes = read_text(from);
+  io::write_file_atomically(to.string(), [&](std::ostream& out) { out << bytes; });
 }
 
 std::string folder_name(const std::string& path) {
@@ -78,12 +78,16 @@ std::string source_folder(const PublishOptions& o) {
 
 // The sample images of the newest validation at or before `max_step`, from samples/samples.jsonl.
 std::vector<std::pair<std::string, std::string>> newest_samples(const std::string& output_dir, int64_t max_step) {
-  std::ifstream in(fs::path(output_dir) / "samples" / "samples.jsonl");
+  const fs::path log = fs::path(output_dir) / "samples" / "samples.jsonl";
+  std::error_code ec;
+  std::istringstream in(fs::exists(log, ec) ? read_text(log) : std::string());
   std::vector<std::pair<std::string, std::string>> chosen;  // file, prompt
   int64_t chosen_step = -1;
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || !j.contains("step") || !j.contains("file") || !j.contains("prompt")) continue;
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("file") || !j["file"].is_string() ||
+        !j.contains("prompt") || !j["prompt"].is_string())
+      continue;
     const int64_t step = j["step"].get<int64_t>();
     if (step > max_step || step < chosen_step) continue;
     if (step > chosen_step) chosen.clear(), chosen_step = step;

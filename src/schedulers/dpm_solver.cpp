@@ -23,7 +23,7 @@ class DpmSolverScheduler : public Scheduler {
         euler_at_final_(c.flag("euler_at_final", false)),
         use_karras_sigmas_(o.use_karras_sigmas.value_or(c.flag("use_karras_sigmas", false))),
         final_sigmas_type_(c.text("final_sigmas_type", "zero")),
-        lambda_min_clipped_(c.number("lambda_min_clipped", -std::numeric_limits<double>::infinity())),
+        lambda_min_clipped_(c.number_or_infinity("lambda_min_clipped", -std::numeric_limits<double>::infinity())),
         cosine_betas_(c.text("beta_schedule", "linear") == "squaredcos_cap_v2") {
     c.check_choice("prediction_type", prediction_type_, {"epsilon", "v_prediction", "sample"});
     c.check_choice("algorithm_type", algorithm_, {"dpmsolver++", "dpmsolver"});

@@ -27,6 +27,9 @@ bool ConfigReader::has(const std::string& key) const {
 double ConfigReader::number(const std::string& key, double fallback) const {
   return has(key) ? io::config_value<double>(*config_, key, fallback, where_) : fallback;
 }
+double ConfigReader::number_or_infinity(const std::string& key, double fallback) const {
+  return has(key) ? io::config_number_or_infinity(*config_, key, fallback, where_) : fallback;
+}
 int64_t ConfigReader::integer(const std::string& key, int64_t fallback) const {
   return has(key) ? io::config_value<int64_t>(*config_, key, fallback, where_) : fallback;
 }
@@ -81,10 +84,15 @@ NoiseSchedule NoiseSchedule::from_config(const ConfigReader& config, double defa
   const double beta_start = config.number("beta_start", default_beta_start);
   const double beta_end = config.number("beta_end", default_beta_end);
   const std::string schedule = config.text("beta_schedule", default_beta_schedule);
+  // beta = 1 would zero alpha_bar and divide by zero in every sigma.
+  for (const auto& [key, beta] : {std::pair<const char*, double>{"beta_start", beta_start}, {"beta_end", beta_end}})
+    if (!(beta >= 0 && beta < 1)) throw Error(config.where(), std::string("config key \"") + key + "\" must be in [0, 1), got " + std::to_string(beta));
   at::Tensor betas;
   if (config.has("trained_betas")) {
     const std::vector<double> values = config.numbers("trained_betas");
     if (int64_t(values.size()) != s.num_train_timesteps) throw Error(config.where(), "trained_betas must have num_train_timesteps values");
+    for (double beta : values)
+      if (!(beta >= 0 && beta < 1)) throw Error(config.where(), "trained_betas must each be in [0, 1), got " + std::to_string(beta));
     betas = torch::tensor(values).to(torch::kFloat);
   } else if (schedule == "linear") {
     betas = torch::linspace(beta_start, beta_end, s.num_train_timesteps, torch::kFloat);
@@ -100,7 +108,12 @@ NoiseSchedule NoiseSchedule::from_config(const ConfigReader& config, double defa
   return s;
 }
 
-double NoiseSchedule::alpha_cumprod(int64_t t) const { return double(alphas_cumprod[t].item<float>()); }
+double NoiseSchedule::alpha_cumprod(int64_t t) const {
+  if (t < 0 || t >= num_train_timesteps)
+    throw Error("steps_offset", "timestep " + std::to_string(t) + " is outside the training schedule 0.." + std::to_string(num_train_timesteps - 1) +
+                                    " (the scheduler config's steps_offset is too large for this many steps)");
+  return double(alphas_cumprod[t].item<float>());
+}
 
 namespace {
 
@@ -138,6 +151,16 @@ std::vector<double> trailing_timesteps(int64_t train_steps, int64_t last, int64_
   return t;
 }
 
+// An absurd steps_offset pushes timesteps far outside the training schedule. One past its end is
+// what diffusers itself gives for leading spacing with steps_offset 1 at full steps (sigma samplers
+// clamp it; alpha_cumprod refuses it).
+void check_timesteps(const std::vector<double>& timesteps, int64_t train_steps, int64_t steps_offset) {
+  for (double t : timesteps)
+    if (!(t >= 0 && t <= double(train_steps)))
+      throw Error("steps_offset", "the scheduler config's steps_offset " + std::to_string(steps_offset) + " gives timestep " +
+                                      std::to_string(int64_t(t)) + ", outside 0.." + std::to_string(train_steps - 1));
+}
+
 }  // namespace
 
 std::vector<double> spaced_timesteps(const std::string& spacing, int64_t train_steps, int64_t steps, int64_t steps_offset,
@@ -158,6 +181,7 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int64_t train_s
   } else {
     throw Error("timestep_spacing", "unsupported value \"" + spacing + "\" (expected leading, trailing or linspace)");
   }
+  check_timesteps(t, train_steps, steps_offset);
   return t;
 }
 
@@ -176,6 +200,7 @@ std::vector<double> multistep_timesteps(const std::string& spacing, int64_t trai
   } else {
     throw Error("timestep_spacing", "unsupported value \"" + spacing + "\" (expected leading, trailing or linspace)");
   }
+  check_timesteps(t, train_steps, steps_offset);
   return t;
 }
 

@@ -15,7 +15,8 @@ namespace sdtune::schedulers {
 class ConfigReader {
  public:
   ConfigReader(const nlohmann::json& config, std::string where);
-  double number(const std::string& key, double fallback) const;
+  double number(const std::string& key, double fallback) const;  // finite
+  double number_or_infinity(const std::string& key, double fallback) const;  // +-Infinity allowed, NaN not
   int64_t integer(const std::string& key, int64_t fallback) const;
   bool flag(const std::string& key, bool fallback) const;
   std::string text(const std::string& key, const std::string& fallback) const;

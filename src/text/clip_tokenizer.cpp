@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/json_file.h"
+#include "io/input_file.h"
 #include "text/unicode_text.h"
 
 namespace fs = std::filesystem;
@@ -84,8 +85,7 @@ void ClipTokenizer::read_vocab(const std::string& path) {
 }
 
 void ClipTokenizer::read_merges(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "file not found or not readable");
+  std::istringstream in(io::read_file(path, io::kMaxJsonFileBytes, "merges file"));
   // CLIP skips the "#version" line and uses at most 49152 - 256 - 2 merges.
   constexpr int kMaxMerges = 49152 - 256 - 2;
   std::string line;

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/input_file.h"
+#include "io/json_file.h"
+#include "text/unicode_text.h"
 #include "io/image_file.h"
 #include "text/clip_tokenizer.h"
 
@@ -23,7 +26,8 @@ bool is_image_name(const fs::path& p) {
 }
 
 // RFC 4180 fields of one CSV record (quotes, doubled quotes, commas and newlines inside quotes).
-bool next_csv_record(std::istream& in, std::vector<std::string>* fields, int* line) {
+// A quote left open at the end of the file sets *unterminated.
+bool next_csv_record(std::istream& in, std::vector<std::string>* fields, int* line, bool* unterminated) {
   fields->clear();
   std::string field;
   bool quoted = false, any = false;
@@ -51,9 +55,12 @@ bool next_csv_record(std::istream& in, std::vector<std::string>* fields, int* li
     }
   }
   if (!any) return false;
+  *unterminated = quoted;
   fields->push_back(field);
   return true;
 }
+
+std::string read_metadata(const fs::path& path) { return io::read_file(path.string(), io::kMaxTextFileBytes, "metadata file"); }
 
 std::vector<std::string> captions_of(const nlohmann::json& value) {
   if (value.is_string()) return {value.get<std::string>()};
@@ -89,7 +96,7 @@ void add_item(Dataset& d, const std::string& file_name, std::vector<std::string>
 }
 
 void read_jsonl(Dataset& d, const fs::path& path, const DatasetOptions& o) {
-  std::ifstream in(path);
+  std::istringstream in(read_metadata(path));
   std::string line;
   std::map<std::string, std::string> seen;
   for (int n = 1; std::getline(in, line); ++n) {
@@ -97,9 +104,9 @@ void read_jsonl(Dataset& d, const fs::path& path, const DatasetOptions& o) {
     const std::string where = path.filename().string() + " line " + std::to_string(n);
     nlohmann::json row;
     try {
-      row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      d.problems.push_back({where, std::string("broken JSON: ") + e.what()});
+      row = io::parse_json_text(line, where);
+    } catch (const Error& e) {
+      d.problems.push_back({where, "broken JSON line: " + e.problem()});
       continue;
     }
     if (!row.is_object()) {
@@ -117,10 +124,18 @@ void read_jsonl(Dataset& d, const fs::path& path, const DatasetOptions& o) {
 }
 
 void read_csv(Dataset& d, const fs::path& path, const DatasetOptions& o) {
-  std::ifstream in(path);
+  const std::string text = read_metadata(path);
+  try {
+    text::check_utf8(text, path.filename().string());
+  } catch (const Error& e) {
+    d.problems.push_back({path.filename().string(), e.problem()});
+    return;
+  }
+  std::istringstream in(text);
   std::vector<std::string> header, fields;
   int line = 1;
-  if (!next_csv_record(in, &header, &line)) {
+  bool unterminated = false;
+  if (!next_csv_record(in, &header, &line, &unterminated)) {
     d.problems.push_back({path.filename().string(), "empty file"});
     return;
   }
@@ -134,9 +149,13 @@ void read_csv(Dataset& d, const fs::path& path, const DatasetOptions& o) {
   std::map<std::string, std::string> seen;
   while (true) {
     const int start = line;
-    if (!next_csv_record(in, &fields, &line)) break;
+    if (!next_csv_record(in, &fields, &line, &unterminated)) break;
     if (fields.size() == 1 && fields[0].empty()) continue;
     const std::string where = path.filename().string() + " line " + std::to_string(start);
+    if (unterminated) {
+      d.problems.push_back({where, "a quoted field opened here is never closed (a missing \")"});
+      break;
+    }
     if (fields.size() != header.size()) {
       d.problems.push_back({where, std::to_string(fields.size()) + " fields for " + std::to_string(header.size()) + " columns"});
       continue;
@@ -156,12 +175,19 @@ void read_caption_files(Dataset& d) {
     const std::string name = fs::relative(image, d.root).string();
     fs::path caption = image;
     caption.replace_extension(".txt");
-    std::ifstream in(caption);
-    if (!in) {
+    std::error_code ec;
+    if (!fs::exists(caption, ec)) {
       d.problems.push_back({name, "missing caption file " + caption.filename().string()});
       continue;
     }
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text;
+    try {
+      text = io::read_file(caption.string(), io::kMaxCaptionFileBytes, "caption file");
+      text::check_utf8(text, caption.filename().string());
+    } catch (const Error& e) {
+      d.problems.push_back({caption.filename().string(), e.problem()});
+      continue;
+    }
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
     if (text.empty()) {
       d.problems.push_back({caption.filename().string(), "empty caption"});
@@ -183,6 +209,8 @@ Dataset read_dataset(const std::string& root, const DatasetOptions& options) {
   Dataset d;
   d.root = root;
   const fs::path jsonl = fs::path(root) / "metadata.jsonl", csv = fs::path(root) / "metadata.csv";
+  if (fs::exists(jsonl, ec) && fs::exists(csv, ec))
+    throw Error(root, "has both metadata.jsonl and metadata.csv; keep one (which one to read would be a guess)");
   if (fs::exists(jsonl)) {
     d.layout = "metadata.jsonl";
     read_jsonl(d, jsonl, options);

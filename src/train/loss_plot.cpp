@@ -8,12 +8,14 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 
 namespace sdtune::train {
 
 std::vector<std::pair<int64_t, double>> read_loss_log(const std::string& path) {
   std::vector<std::pair<int64_t, double>> points;
-  std::ifstream in(path);
+  std::error_code ec;
+  std::istringstream in(std::filesystem::exists(path, ec) ? io::read_file(path, io::kMaxTextFileBytes, "training log") : std::string());
   std::string line;
   while (std::getline(in, line)) {
     const auto json = nlohmann::json::parse(line, nullptr, false);

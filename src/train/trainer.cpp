@@ -6,10 +6,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 #include "io/model_folder.h"
 #include "schedulers/noise_schedule.h"
 #include "train/checkpoint.h"
@@ -50,14 +52,15 @@ at::ScalarType weight_dtype(const TrainOptions& o) {
 
 // Keeps the log lines of steps up to `last_step` (a resumed run rewrites what came after).
 void truncate_log(const std::string& path, int64_t last_step) {
-  std::ifstream in(path);
+  std::error_code ec;
+  std::istringstream in(fs::exists(path, ec) ? io::read_file(path, io::kMaxTextFileBytes, "training log") : std::string());
   std::string kept, line;
   while (std::getline(in, line)) {
     const auto json = nlohmann::json::parse(line, nullptr, false);
     if (json.is_object() && json.contains("step") && json["step"].is_number_integer() && json["step"].get<int64_t>() <= last_step)
       kept += line + "\n";
   }
-  io::write_file_atomically(path, [&](std::ostream& out) { out << kept; });
+  io::write_file_atomically(path, [&](std::ostream& out) { out << kept; }, io::OntoInput::Allow);  // rewritten on purpose
 }
 
 // What must not change between a checkpoint and the run that resumes it.

@@ -3,6 +3,8 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+
+#include "models/common/weight_signature.h"
 #include <vector>
 
 namespace sdtune::models {
@@ -37,6 +39,8 @@ struct UNetConfig {
   // Throws Error(where, ...) for a malformed config or one sdtune does not support (e.g. SDXL's
   // addition embeddings), naming the key.
   static UNetConfig from_json(const nlohmann::json& config, const std::string& where);
+  // Tensors (names inside the component) whose shapes this config fixes.
+  WeightSignature weight_signature() const;
 };
 
 }  // namespace sdtune::models

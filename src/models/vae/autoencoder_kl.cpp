@@ -38,31 +38,54 @@ LatentDistribution distribution_from(const torch::Tensor& moments) {
 
 VaeConfig VaeConfig::from_json(const nlohmann::json& j, const std::string& where) {
   VaeConfig c;
-  c.in_channels = io::config_value<int64_t>(j, "in_channels", 3, where);
-  c.out_channels = io::config_value<int64_t>(j, "out_channels", 3, where);
-  c.latent_channels = io::config_value<int64_t>(j, "latent_channels", 4, where);
+  // Limits far above every SD VAE (512 channels, 4 blocks, 2 layers), checked before anything is allocated.
+  c.in_channels = io::config_value_in<int64_t>(j, "in_channels", 3, where, 1, 64);
+  c.out_channels = io::config_value_in<int64_t>(j, "out_channels", 3, where, 1, 64);
+  c.latent_channels = io::config_value_in<int64_t>(j, "latent_channels", 4, where, 1, 256);
   c.block_out_channels = io::config_value<std::vector<int64_t>>(j, "block_out_channels", c.block_out_channels, where);
-  c.layers_per_block = io::config_value<int64_t>(j, "layers_per_block", 2, where);
-  c.norm_num_groups = io::config_value<int64_t>(j, "norm_num_groups", 32, where);
-  if (j.contains("sample_size") && j["sample_size"].is_array())
-    c.sample_size = io::config_value<std::vector<int64_t>>(j, "sample_size", {512}, where).at(0);
-  else
+  c.layers_per_block = io::config_value_in<int64_t>(j, "layers_per_block", 2, where, 1, 64);
+  c.norm_num_groups = io::config_value_in<int64_t>(j, "norm_num_groups", 32, where, 1, 16384);
+  if (j.contains("sample_size") && j["sample_size"].is_array()) {
+    const auto sizes = io::config_value<std::vector<int64_t>>(j, "sample_size", {512}, where);
+    c.sample_size = sizes.empty() ? 0 : sizes[0];
+  } else {
     c.sample_size = io::config_value<int64_t>(j, "sample_size", 512, where);
+  }
+  if (c.sample_size < 8 || c.sample_size > 16384) throw Error(where, "config key \"sample_size\" must be between 8 and 16384");
   c.scaling_factor = io::config_value<double>(j, "scaling_factor", 0.18215, where);
+  if (!(c.scaling_factor > 0)) throw Error(where, "config key \"scaling_factor\" must be a positive number");
   c.use_quant_conv = io::config_value<bool>(j, "use_quant_conv", true, where);
   c.use_post_quant_conv = io::config_value<bool>(j, "use_post_quant_conv", true, where);
   c.mid_block_add_attention = io::config_value<bool>(j, "mid_block_add_attention", true, where);
   c.force_upcast = io::config_value<bool>(j, "force_upcast", true, where);
-  if (c.block_out_channels.empty()) throw Error(where, "block_out_channels is empty");
+  if (c.block_out_channels.empty() || c.block_out_channels.size() > 8) throw Error(where, "block_out_channels must have 1 to 8 entries");
   for (int64_t ch : c.block_out_channels)
-    if (ch <= 0 || ch % c.norm_num_groups != 0)
-      throw Error(where, "block_out_channels must be positive multiples of norm_num_groups");
+    if (ch <= 0 || ch > 16384 || ch % c.norm_num_groups != 0)
+      throw Error(where, "block_out_channels must be multiples of norm_num_groups, at most 16384");
   if (c.layers_per_block <= 0 || c.latent_channels <= 0) throw Error(where, "layers_per_block and latent_channels must be positive");
   if (j.contains("shift_factor") && !j["shift_factor"].is_null()) throw Error(where, "unsupported VAE config shift_factor (not an SD 1.x/2.x VAE)");
   for (const char* key : {"down_block_types", "up_block_types"})
     for (const auto& t : io::config_value<std::vector<std::string>>(j, key, {}, where))
       if (t != "DownEncoderBlock2D" && t != "UpDecoderBlock2D") throw Error(where, std::string("unsupported ") + key + " \"" + t + "\"");
   return c;
+}
+
+WeightSignature VaeConfig::weight_signature() const {
+  const auto& ch = block_out_channels;
+  const int64_t first = ch.front(), last = ch.back();
+  WeightSignature s{{"encoder.conv_in.weight", {first, in_channels, 3, 3}},
+                    {"encoder.conv_out.weight", {2 * latent_channels, last, 3, 3}},
+                    {"decoder.conv_in.weight", {last, latent_channels, 3, 3}},
+                    {"decoder.conv_out.weight", {out_channels, first, 3, 3}}};
+  // The last resnet of each stage exists only if the file has as many layers (decoder stages have one more).
+  for (size_t i = 0; i < ch.size(); ++i) {
+    const int64_t in = layers_per_block == 1 ? ch[i == 0 ? 0 : i - 1] : ch[i];
+    s.push_back({"encoder.down_blocks." + std::to_string(i) + ".resnets." + std::to_string(layers_per_block - 1) + ".conv1.weight", {ch[i], in, 3, 3}});
+    const size_t mirrored = ch.size() - 1 - i;
+    s.push_back({"decoder.up_blocks." + std::to_string(i) + ".resnets." + std::to_string(layers_per_block) + ".conv1.weight",
+                 {ch[mirrored], ch[mirrored], 3, 3}});
+  }
+  return s;
 }
 
 VaeStageImpl::VaeStageImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, Resample resample) {

@@ -8,6 +8,8 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <string>
+
+#include "models/common/weight_signature.h"
 #include <vector>
 
 #include "models/common/attention.h"
@@ -31,6 +33,8 @@ struct VaeConfig {
 
   int64_t downscale_factor() const { return int64_t(1) << (block_out_channels.size() - 1); }
   static VaeConfig from_json(const nlohmann::json& config, const std::string& where);
+  // Tensors (names inside the component) whose shapes this config fixes.
+  WeightSignature weight_signature() const;
 };
 
 // DownEncoderBlock2D / UpDecoderBlock2D: resnets, then an optional stride-2 downsampler or x2 upsampler.

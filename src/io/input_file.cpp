@@ -1,0 +1,87 @@
+#include "io/input_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "core/error.h"
+
+namespace sdtune::io {
+
+namespace {
+
+std::mutex inputs_mutex;
+std::set<std::pair<dev_t, ino_t>>& inputs() {
+  static std::set<std::pair<dev_t, ino_t>> files;
+  return files;
+}
+
+const char* kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  return "not a regular file";
+}
+
+}  // namespace
+
+InputFile::InputFile(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting; fstat then
+  // refuses it. The flag is cleared again for the regular file that remains.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd_ < 0) {
+    const int err = errno;
+    throw Error(path, err == ENOENT ? std::string("file not found") : std::string("cannot open: ") + std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const std::string kind = kind_of(st.st_mode);
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(path, "is " + kind + ", not a regular file; refusing to read it");
+  }
+  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
+  size_ = uint64_t(st.st_size);
+  std::lock_guard<std::mutex> lock(inputs_mutex);
+  inputs().insert({st.st_dev, st.st_ino});
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int InputFile::release() { return std::exchange(fd_, -1); }
+
+std::string read_file(const std::string& path, uint64_t max_bytes, const std::string& what) {
+  const InputFile file(path);
+  if (file.size() > max_bytes)
+    throw Error(path, what + " of " + std::to_string(file.size()) + " bytes is over the limit of " + std::to_string(max_bytes) +
+                          " bytes");
+  std::string bytes(size_t(file.size()), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {  // the size may shrink while reading (a file being rewritten): keep what is there
+    const ssize_t n = ::read(file.fd(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(path, std::string("read failed: ") + std::strerror(errno));
+    if (n == 0) break;
+    done += size_t(n);
+  }
+  bytes.resize(done);
+  return bytes;
+}
+
+bool is_input_of_this_run(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  std::lock_guard<std::mutex> lock(inputs_mutex);
+  return inputs().count({st.st_dev, st.st_ino}) > 0;
+}
+
+}  // namespace sdtune::io
