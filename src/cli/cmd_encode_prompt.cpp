@@ -1,10 +1,12 @@
 // sdtune encode-prompt: the text encoder's embeddings of a prompt, saved as safetensors.
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "core/error.h"
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
 #include "pipeline/prompt_encoder.h"
@@ -19,9 +21,11 @@ struct EncodePromptFlags {
   PromptFlags prompt;
   std::string text;
   std::string output;
+  bool overwrite = false;
 };
 
 void run(const EncodePromptFlags& flags) {
+  if (!flags.overwrite && std::filesystem::exists(flags.output)) throw Error(flags.output, "already exists (use --overwrite to replace it)");
   const io::ModelFolder folder(flags.model.resolve());
   pipeline::LoadOptions load;
   load.variant = flags.model.variant;
@@ -43,6 +47,7 @@ void add_encode_prompt_command(CLI::App& app) {
   flags->model.add_to(sub);
   sub->add_option("--prompt", flags->text, "prompt text")->required();
   sub->add_option("--output", flags->output, "output .safetensors file (tensor prompt_embeds)")->required();
+  sub->add_flag("--overwrite", flags->overwrite, "replace an existing --output (never a file the run reads)");
   flags->prompt.add_to(sub);
   sub->callback([flags] { run(*flags); });
 }

@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -50,14 +51,28 @@ struct GenerateFlags {
   bool lora_allow_partial = false;
 };
 
+// NAME of a <lora:NAME> tag as a file inside `folder`: a prompt (perhaps from someone else) must not
+// read files elsewhere, so absolute names, ".." and links that lead out of the folder are refused.
+std::string lora_in_folder(const std::string& folder, const std::string& name) {
+  const fs::path file = fs::path(folder) / (fs::path(name).extension() == ".safetensors" ? name : name + ".safetensors");
+  const fs::path relative(name);
+  bool climbs = relative.is_absolute();
+  for (const auto& part : relative) climbs = climbs || part == "..";
+  std::error_code ec;
+  const fs::path real_folder = fs::weakly_canonical(folder, ec), real_file = fs::weakly_canonical(file, ec);
+  const auto [end, _] = std::mismatch(real_folder.begin(), real_folder.end(), real_file.begin(), real_file.end());
+  if (climbs || end != real_folder.end())
+    throw Error("--prompt", "<lora:" + name + "> names a file outside --lora_dir " + folder + " (tags may only name LoRAs inside it)");
+  return file.string();
+}
+
 // --lora flags and <lora:NAME:WEIGHT> prompt tags (resolved in --lora_dir), merged into the model.
 std::vector<std::string> apply_loras(const GenerateFlags& f, const std::vector<text::LoraTag>& tags, lora::LoraMerger& merger) {
   std::vector<std::pair<std::string, double>> wanted;
   for (const auto& flag : f.loras) wanted.push_back(lora::parse_lora_flag(flag));
   for (const auto& tag : tags) {
     if (f.lora_dir.empty()) throw Error("--prompt", "uses <lora:" + tag.name + "> but no --lora_dir says where LoRAs are");
-    const fs::path file = fs::path(f.lora_dir) / (fs::path(tag.name).extension() == ".safetensors" ? tag.name : tag.name + ".safetensors");
-    wanted.emplace_back(file.string(), tag.weight);
+    wanted.emplace_back(lora_in_folder(f.lora_dir, tag.name), tag.weight);
   }
   std::vector<std::string> infotext;
   for (const auto& [spec, weight] : wanted) {
@@ -102,6 +117,8 @@ void run(const GenerateFlags& f) {
     if (fs::path(path).extension() != ".png") throw Error("--output", "must end in .png: " + path);
     if (!f.overwrite && fs::exists(path)) throw Error(path, "already exists (use --overwrite to replace it)");
   }
+  if (!f.save_latents.empty() && !f.overwrite && fs::exists(f.save_latents))
+    throw Error(f.save_latents, "already exists (use --overwrite to replace it)");
   const uint64_t seed = f.seed ? *f.seed : std::random_device{}() % 4294967296ULL;
   if (!f.seed) std::cerr << "seed: " << seed << "\n";
 
@@ -142,7 +159,11 @@ void run(const GenerateFlags& f) {
   request.seed = seed;
   request.vae_tiling = f.vae_tiling;
   request.free_components_when_done = true;
-  if (!f.init_latents.empty()) request.init_latents = io::read_tensor(io::SafetensorsFile(f.init_latents), "latents", at::kFloat);
+  if (!f.init_latents.empty()) {
+    request.init_latents = io::read_tensor(io::SafetensorsFile(f.init_latents), "latents", at::kFloat);
+    if (!torch::isfinite(request.init_latents).all().item<bool>())
+      throw Error(f.init_latents, "tensor \"latents\" holds NaN or infinite values");
+  }
 
   std::unique_ptr<ProgressBar> progress;
   const auto result = pipeline::generate(model, *scheduler, request, [&](int64_t done, int64_t total, const at::Tensor&) {
@@ -185,14 +206,14 @@ void add_generate_command(CLI::App& app) {
   sub->add_option("--scheduler", f->scheduler, "sampler: " + names + " (default: the model's scheduler)")
       ->check(CLI::IsMember(schedulers::scheduler_names()));
   sub->add_flag("--karras", f->karras, "Karras sigma schedule (use_karras_sigmas) for euler, lms, heun, dpmpp_2m, unipc");
-  sub->add_option("--eta", f->eta, "DDIM eta (0 = deterministic)")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  sub->add_option("--eta", f->eta, "DDIM eta (0 = deterministic)")->check(number_in(0, 1))->capture_default_str();
   sub->add_option("--num_inference_steps", f->steps, "denoising steps")->check(CLI::Range(1, 1000))->capture_default_str();
-  sub->add_option("--guidance_scale", f->guidance_scale, "classifier-free guidance scale (<= 1 disables it)")->capture_default_str();
+  sub->add_option("--guidance_scale", f->guidance_scale, "classifier-free guidance scale (<= 1 disables it)")->check(number_in(-100, 100))->capture_default_str();
   sub->add_option("--guidance_rescale", f->guidance_rescale, "rescale guided noise (Lin et al. 2023), 0..1")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(number_in(0, 1))
       ->capture_default_str();
-  sub->add_option("--width", f->width, "image width (default: the model's sample size)");
-  sub->add_option("--height", f->height, "image height (default: the model's sample size)");
+  sub->add_option("--width", f->width, "image width (default: the model's sample size)")->check(CLI::PositiveNumber);
+  sub->add_option("--height", f->height, "image height (default: the model's sample size)")->check(CLI::PositiveNumber);
   sub->add_option("--seed", f->seed, "random seed (default: a random one, printed and stored in the PNG)");
   sub->add_option("--num_images", f->num_images, "images per prompt (one batched draw, as diffusers' num_images_per_prompt)")
       ->check(CLI::Range(1, 1024))
@@ -200,7 +221,7 @@ void add_generate_command(CLI::App& app) {
   sub->add_option("--batch_size", f->batch_size, "at most this many images through the UNet at once (default: all)")
       ->check(CLI::Range(1, 1024));
   sub->add_option("--output", f->output, "output PNG; several images become NAME-1.png, NAME-2.png, ...")->capture_default_str();
-  sub->add_flag("--overwrite", f->overwrite, "replace existing output files");
+  sub->add_flag("--overwrite", f->overwrite, "replace existing output files (--output, --save_latents; never a file the run reads)");
   sub->add_option("--init_latents", f->init_latents, "safetensors file with tensor \"latents\" (unit variance) to start from");
   sub->add_option("--save_latents", f->save_latents, "write the final latents (before VAE decode) as tensor \"latents\"");
   sub->add_flag("--vae_tiling", f->vae_tiling, "decode large images tile by tile to bound memory");

@@ -1,4 +1,5 @@
 // sdtune lora info|convert|fuse: inspect LoRA files, change their key format, merge them into a model.
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -7,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/printable.h"
 #include "cli/common_flags.h"
+#include "core/error.h"
 #include "io/model_folder.h"
 #include "lora/module_names.h"
 #include "pipeline/lora_fuse.h"
@@ -54,13 +56,17 @@ void add_lora_command(CLI::App& app) {
 
   struct ConvertFlags {
     std::string input, output, format;
+    bool overwrite = false;
   };
   auto convert = std::make_shared<ConvertFlags>();
   CLI::App* convert_cmd = group->add_subcommand("convert", "rewrite a LoRA with diffusers, PEFT or kohya (A1111/ComfyUI) keys");
   convert_cmd->add_option("input", convert->input, "LoRA file, folder or Hub id")->required();
   convert_cmd->add_option("output", convert->output, "output .safetensors")->required();
   convert_cmd->add_option("--format", convert->format, "diffusers, peft or kohya")->required()->check(CLI::IsMember({"diffusers", "peft", "kohya"}));
+  convert_cmd->add_flag("--overwrite", convert->overwrite, "replace an existing output file (never the input)");
   convert_cmd->callback([convert] {
+    if (!convert->overwrite && std::filesystem::exists(convert->output))
+      throw Error(convert->output, "already exists (use --overwrite to replace it)");
     const auto file = lora::read_lora(convert->input);
     lora::write_lora(file, convert->output, lora::parse_lora_format(convert->format));
     std::cout << "wrote " << convert->output << " (" << convert->format << ", " << file.modules.size() << " modules)\n";

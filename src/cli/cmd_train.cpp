@@ -97,6 +97,7 @@ void add_train_command(CLI::App& app) {
   sub->add_option("--caption_column", o.dataset.caption_column, "caption column")->capture_default_str();
   sub->add_option("--image_column", o.dataset.image_column, "image column (file_name also works)")->capture_default_str();
   sub->add_option("--max_train_samples", o.max_train_samples, "use only the first N examples");
+  add_max_image_pixels_flag(sub);
   sub->add_option("--resolution", o.batches.resolution, "training resolution (shorter side, then cropped square)")->capture_default_str();
   sub->add_flag("--center_crop", o.batches.center_crop, "center crop (default: random crop)");
   sub->add_flag("--random_flip", o.batches.random_flip, "random horizontal flips");
@@ -115,23 +116,23 @@ void add_train_command(CLI::App& app) {
   sub->add_option("--mixed_precision", o.mixed_precision, "no, bf16 (CPU or CUDA) or fp16 (CUDA); LoRA weights stay fp32")
       ->check(CLI::IsMember({"no", "bf16", "fp16"}))
       ->capture_default_str();
-  sub->add_option("--learning_rate", o.learning_rate, "peak learning rate")->capture_default_str();
+  sub->add_option("--learning_rate", o.learning_rate, "peak learning rate")->check(number_in(0, 100, true))->capture_default_str();
   sub->add_flag("--scale_lr", o.scale_lr, "multiply the learning rate by batch size x accumulation");
   sub->add_option("--lr_scheduler", o.lr.kind, "constant, constant_with_warmup, linear, cosine, cosine_with_restarts or polynomial")
       ->check(CLI::IsMember({"constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"}))
       ->capture_default_str();
   sub->add_option("--lr_warmup_steps", o.lr.warmup_steps, "warm-up steps")->capture_default_str();
   sub->add_option("--lr_num_cycles", o.lr.num_cycles, "hard restarts of cosine_with_restarts")->check(CLI::Range(1, 100000))->capture_default_str();
-  sub->add_option("--lr_power", o.lr.power, "power of the polynomial schedule")->capture_default_str();
-  sub->add_option("--adam_beta1", o.adam_beta1, "AdamW beta1")->capture_default_str();
-  sub->add_option("--adam_beta2", o.adam_beta2, "AdamW beta2")->capture_default_str();
-  sub->add_option("--adam_weight_decay", o.adam_weight_decay, "AdamW weight decay")->capture_default_str();
-  sub->add_option("--adam_epsilon", o.adam_epsilon, "AdamW epsilon")->capture_default_str();
-  sub->add_option("--max_grad_norm", o.max_grad_norm, "gradient clipping norm")->capture_default_str();
+  sub->add_option("--lr_power", o.lr.power, "power of the polynomial schedule")->check(number_in(0, 100, true))->capture_default_str();
+  sub->add_option("--adam_beta1", o.adam_beta1, "AdamW beta1")->check(number_in(0, 1, false, true))->capture_default_str();
+  sub->add_option("--adam_beta2", o.adam_beta2, "AdamW beta2")->check(number_in(0, 1, false, true))->capture_default_str();
+  sub->add_option("--adam_weight_decay", o.adam_weight_decay, "AdamW weight decay")->check(number_in(0, 100))->capture_default_str();
+  sub->add_option("--adam_epsilon", o.adam_epsilon, "AdamW epsilon")->check(number_in(0, 1, true))->capture_default_str();
+  sub->add_option("--max_grad_norm", o.max_grad_norm, "gradient clipping norm")->check(number_in(0, 1e6, true))->capture_default_str();
   sub->add_option("--rank", o.lora.rank, "LoRA rank")->check(CLI::Range(1, 1024))->capture_default_str();
-  sub->add_option("--lora_alpha", f->lora_alpha, "LoRA alpha (default: = rank)");
-  sub->add_option("--noise_offset", o.noise_offset, "noise offset (Guttenberg 2023)")->capture_default_str();
-  sub->add_option("--snr_gamma", o.snr_gamma, "Min-SNR weighting gamma (e.g. 5; 0 = off)")->capture_default_str();
+  sub->add_option("--lora_alpha", f->lora_alpha, "LoRA alpha (default: = rank)")->check(number_in(0, 1e6, true));
+  sub->add_option("--noise_offset", o.noise_offset, "noise offset (Guttenberg 2023)")->check(number_in(0, 10))->capture_default_str();
+  sub->add_option("--snr_gamma", o.snr_gamma, "Min-SNR weighting gamma (e.g. 5; 0 = off)")->check(number_in(0, 1e6))->capture_default_str();
   sub->add_option("--prediction_type", o.prediction_type, "epsilon or v_prediction (default: the model's)")
       ->check(CLI::IsMember({"epsilon", "v_prediction"}));
   sub->add_option("--seed", o.seed, "seed of LoRA init, shuffling, crops, noise and timesteps")->capture_default_str();

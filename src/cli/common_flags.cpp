@@ -2,15 +2,39 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "core/error.h"
 #include "core/runtime.h"
 #include "core/torch_compat.h"
+#include "io/image_limits.h"
 #include "io/model_source.h"
 
 namespace sdtune::cli {
+
+CLI::Validator number_in(double lo, double hi, bool open_low, bool open_high) {
+  const std::string range = std::string(open_low ? "(" : "[") + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + (open_high ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) return "must be a finite number, got " + text;
+        const bool low_ok = open_low ? value > lo : value >= lo, high_ok = open_high ? value < hi : value <= hi;
+        if (!low_ok || !high_ok) return "must be in " + range + ", got " + text;
+        return "";
+      },
+      "NUMBER in " + range);
+}
+
+void add_max_image_pixels_flag(CLI::App* app) {
+  app->add_option_function<int64_t>("--max_image_pixels", [](const int64_t& pixels) { io::set_max_image_pixels(pixels); },
+                                    "images above this many pixels get a warning, above twice as many they are refused "
+                                    "(default 89478485, as PIL)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+}
 
 void ModelFlags::add_to(CLI::App* app, const std::string& model_flag) {
   app->add_option(model_flag, model,

@@ -8,6 +8,13 @@
 
 namespace sdtune::cli {
 
+// A real-valued flag's check: a finite number within lo..hi (`open_low`/`open_high`: the end itself
+// excluded). CLI11's Range would let NaN through, as every comparison with NaN is false.
+CLI::Validator number_in(double lo, double hi, bool open_low = false, bool open_high = false);
+
+// --max_image_pixels (PIL's Image.MAX_IMAGE_PIXELS): when given, the limit of every image decoder.
+void add_max_image_pixels_flag(CLI::App* app);
+
 struct ModelFlags {
   std::string model;
   std::string revision = "main";

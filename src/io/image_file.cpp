@@ -1,15 +1,37 @@
 #include "io/image_file.h"
 
 #include <jpeglib.h>
+// jerror.h needs jpeglib.h first: the warning codes (JWRN_JPEG_EOF).
+#include <jerror.h>
 #include <webp/decode.h>
 
+#include <algorithm>
 #include <csetjmp>
+#include <vector>
 #include <cstring>
 
 #include "core/error.h"
+#include "io/image_limits.h"
 #include "io/input_file.h"
 
 namespace sdtune::io {
+
+namespace {
+
+int64_t max_pixels = kDefaultMaxImagePixels;
+
+}  // namespace
+
+void set_max_image_pixels(int64_t pixels) { max_pixels = pixels; }
+int64_t max_image_pixels() { return max_pixels; }
+
+void check_image_size(int64_t width, int64_t height, const std::string& path) {
+  if (width < 1 || height < 1) throw Error(path, "image has no pixels (" + std::to_string(width) + "x" + std::to_string(height) + ")");
+  if (width * height > 2 * max_pixels)
+    throw Error(path, std::to_string(width) + "x" + std::to_string(height) + " = " + std::to_string(width * height) +
+                          " pixels is over the limit of " + std::to_string(2 * max_pixels) +
+                          " (twice --max_image_pixels, as PIL refuses decompression bombs; raise --max_image_pixels if the image is real)");
+}
 
 namespace {
 
@@ -25,11 +47,31 @@ void on_jpeg_error(j_common_ptr info) {
   std::longjmp(manager->jump, 1);
 }
 
+// libjpeg only warns when the data ends early and fills the rest with grey; PIL refuses such a
+// truncated file ("image file is truncated"), and so do we: grey stripes must not be trained on.
+void on_jpeg_message(j_common_ptr info, int level) {
+  if (level == -1 && info->err->msg_code == JWRN_JPEG_EOF) on_jpeg_error(info);
+}
+
+// PIL reads CMYK JPEGs with Adobe's inverted convention ("CMYK;I") and converts them to RGB as
+// Pillow's cmyk2rgb does: R = 255 - K' - C * (255 - K') / 255 with K' = 255 - stored K, rounded the same way.
+void cmyk_to_rgb(const uint8_t* cmyk, uint8_t* rgb, int64_t pixels) {
+  auto muldiv255 = [](int a, int b) {
+    const int t = a * b + 128;
+    return ((t >> 8) + t) >> 8;
+  };
+  for (int64_t i = 0; i < pixels; ++i, cmyk += 4, rgb += 3) {
+    const int not_k = cmyk[3];  // 255 - (255 - stored) for the inverted K
+    for (int c = 0; c < 3; ++c) rgb[c] = uint8_t(std::clamp(not_k - muldiv255(255 - cmyk[c], not_k), 0, 255));
+  }
+}
+
 RgbImage decode_jpeg(const std::string& bytes, const std::string& path) {
   jpeg_decompress_struct info{};
   JpegErrorManager errors{};
   info.err = jpeg_std_error(&errors.base);
   errors.base.error_exit = on_jpeg_error;
+  errors.base.emit_message = on_jpeg_message;
   RgbImage image;
   if (setjmp(errors.jump)) {
     jpeg_destroy_decompress(&info);
@@ -38,18 +80,24 @@ RgbImage decode_jpeg(const std::string& bytes, const std::string& path) {
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
-  info.out_color_space = JCS_RGB;  // grey and CMYK/YCCK are converted by libjpeg
-  jpeg_start_decompress(&info);
-  if (info.output_components != 3) {
+  try {
+    check_image_size(info.image_width, info.image_height, path);
+  } catch (...) {
     jpeg_destroy_decompress(&info);
-    throw Error(path, "JPEG colour space cannot be converted to RGB");
+    throw;
   }
+  const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
+  info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // grey and YCbCr are converted by libjpeg
+  jpeg_start_decompress(&info);
   image.width = info.output_width;
   image.height = info.output_height;
   image.pixels.resize(size_t(image.width * image.height * 3));
+  std::vector<uint8_t> cmyk_row(cmyk ? size_t(image.width) * 4 : 0);
   while (info.output_scanline < info.output_height) {
-    JSAMPROW row = image.pixels.data() + size_t(info.output_scanline) * size_t(image.width) * 3;
+    uint8_t* rgb = image.pixels.data() + size_t(info.output_scanline) * size_t(image.width) * 3;
+    JSAMPROW row = cmyk ? cmyk_row.data() : rgb;
     jpeg_read_scanlines(&info, &row, 1);
+    if (cmyk) cmyk_to_rgb(cmyk_row.data(), rgb, image.width);
   }
   jpeg_finish_decompress(&info);
   jpeg_destroy_decompress(&info);
@@ -58,6 +106,9 @@ RgbImage decode_jpeg(const std::string& bytes, const std::string& path) {
 
 RgbImage decode_webp(const std::string& bytes, const std::string& path) {
   int width = 0, height = 0;
+  if (!WebPGetInfo(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &width, &height))
+    throw Error(path, "corrupt or unsupported WebP image");
+  check_image_size(width, height, path);
   uint8_t* rgb = WebPDecodeRGB(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &width, &height);
   if (!rgb) throw Error(path, "corrupt or unsupported WebP image");
   RgbImage image;

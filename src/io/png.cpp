@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/image_limits.h"
 #include "io/input_file.h"
 
 namespace sdtune::io {
@@ -50,8 +51,16 @@ void with_png_reader(const std::string& path, F&& body) {
   }
   png_init_io(png, file.get());
   png_set_sig_bytes(png, 8);
-  png_set_user_limits(png, 1 << 15, 1 << 15);  // refuse absurd dimensions before allocating
-  body(png, info);
+  // Bounds on what a small file can make libpng allocate: ancillary chunks (text, ICC profiles) of at
+  // most 8 MB each after decompression, at most 256 of them. The pixel count is checked by the body.
+  png_set_chunk_malloc_max(png, 8 << 20);
+  png_set_chunk_cache_max(png, 256);
+  try {
+    body(png, info);
+  } catch (...) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw;
+  }
   png_destroy_read_struct(&png, &info, nullptr);
 }
 
@@ -103,6 +112,7 @@ RgbImage read_png(const std::string& path) {
   RgbImage image;
   with_png_reader(path, [&](png_structp png, png_infop info) {
     png_read_info(png, info);
+    check_image_size(png_get_image_width(png, info), png_get_image_height(png, info), path);
     png_set_expand(png);  // palette / low-bit grey / tRNS -> 8-bit
     png_set_strip_16(png);
     png_set_strip_alpha(png);
@@ -123,6 +133,7 @@ std::map<std::string, std::string> read_png_text(const std::string& path) {
   std::map<std::string, std::string> text;
   with_png_reader(path, [&](png_structp png, png_infop info) {
     png_read_info(png, info);
+    check_image_size(png_get_image_width(png, info), png_get_image_height(png, info), path);
     text = text_chunks(png, info);
     // Text may also follow the image data: skip the pixels and read the end chunks.
     const int passes = png_set_interlace_handling(png);

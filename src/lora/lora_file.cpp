@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/adapter_config.h"
 #include "io/model_source.h"
 #include "io/json_file.h"
@@ -111,7 +112,7 @@ LoraFile read_lora(const std::string& spec) {
   std::map<std::pair<int, std::string>, LoraModule> by_module;
   for (const auto& entry : file.tensors()) {
     const auto parsed = parse_key(entry.name);
-    if (!parsed) throw Error(lora.path, "tensor \"" + entry.name + "\" is not a LoRA key of any known format (diffusers, PEFT, kohya)");
+    if (!parsed) throw Error(lora.path, "tensor " + in_quotes(entry.name) + " is not a LoRA key of any known format (diffusers, PEFT, kohya)");
     if (lora.format.empty() || lora.format == "diffusers") lora.format = parsed->format;
     LoraModule& m = by_module[{int(parsed->component), parsed->module}];
     m.component = parsed->component;
@@ -119,8 +120,11 @@ LoraFile read_lora(const std::string& spec) {
     m.flat = parsed->flat;
     m.key_prefix = entry.name.substr(0, entry.name.rfind(parsed->role == Role::Alpha ? ".alpha" : parsed->flat ? ".lora_" : ".lora"));
     at::Tensor t = io::read_tensor(file, entry);
+    // A NaN or infinite weight would turn every image black (or the training NaN) without a word.
+    if (t.is_floating_point() && t.numel() > 0 && !std::isfinite(t.sum(at::kDouble).item<double>()))
+      throw Error(lora.path, "tensor " + in_quotes(entry.name) + " holds NaN or infinite values");
     if (parsed->role == Role::Alpha) {
-      if (t.numel() != 1) throw Error(lora.path, "tensor \"" + entry.name + "\": alpha must be a single number");
+      if (t.numel() != 1) throw Error(lora.path, "tensor " + in_quotes(entry.name) + ": alpha must be a single number");
       m.alpha = t.to(torch::kDouble).item<double>();
     } else {
       (parsed->role == Role::Down ? m.down : m.up) = t.to(torch::kFloat);
@@ -133,11 +137,13 @@ LoraFile read_lora(const std::string& spec) {
     adapter_metadata = io::parse_json_text(it->second, lora.path + " (lora_adapter_metadata)");
   for (auto& [key, m] : by_module) {
     if (!m.down.defined() || !m.up.defined())
-      throw Error(lora.path, "module \"" + m.key_prefix + "\" has " + (m.down.defined() ? "no up" : "no down") + " matrix");
+      throw Error(lora.path, "module " + in_quotes(m.key_prefix) + " has " + (m.down.defined() ? "no up" : "no down") + " matrix");
+    if (m.down.dim() < 1 || m.down.size(0) == 0)
+      throw Error(lora.path, "module " + in_quotes(m.key_prefix) + " has rank 0 (an empty down matrix)");
     const bool conv = m.down.dim() == 4;
     if ((m.down.dim() != 2 && !conv) || m.up.dim() != m.down.dim() || m.up.size(1) != m.down.size(0) ||
         (conv && (m.up.size(2) != 1 || m.up.size(3) != 1)))
-      throw Error(lora.path, "module \"" + m.key_prefix + "\": down " + std::to_string(m.down.dim()) + "-D and up matrices do not fit together");
+      throw Error(lora.path, "module " + in_quotes(m.key_prefix) + ": down " + std::to_string(m.down.dim()) + "-D and up matrices do not fit together");
     const std::string component = m.component == Component::UNet ? "unet." : "text_encoder.";
     if (!m.alpha && adapter_metadata.contains(component + "lora_alpha")) {
       m.alpha = io::config_value<double>(adapter_metadata, component + "lora_alpha", 0, lora.path);
@@ -150,6 +156,7 @@ LoraFile read_lora(const std::string& spec) {
       for (const auto& [pattern, alpha] : adapter->alpha_pattern)
         if (ends_with(m.module, pattern)) m.alpha = alpha;
     }
+    if (m.alpha && !std::isfinite(*m.alpha)) throw Error(lora.path, "module " + in_quotes(m.key_prefix) + " has a non-finite alpha");
     lora.modules.push_back(m);
   }
   if (lora.modules.empty()) throw Error(lora.path, "holds no LoRA weights");
@@ -208,7 +215,10 @@ std::pair<std::string, double> parse_lora_flag(const std::string& value) {
     char* end = nullptr;
     const std::string number = value.substr(colon + 1);
     const double weight = std::strtod(number.c_str(), &end);
-    if (end == number.c_str() + number.size()) return {value.substr(0, colon), weight};
+    if (end == number.c_str() + number.size()) {
+      if (!std::isfinite(weight)) throw Error("--lora", "weight " + number + " of " + value.substr(0, colon) + " is not a finite number");
+      return {value.substr(0, colon), weight};
+    }
   }
   return {value, 1.0};
 }

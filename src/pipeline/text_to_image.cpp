@@ -30,7 +30,7 @@ void check_request(const StableDiffusion& model, const GenerationRequest& r, int
   if (r.num_images < 1 || r.num_images > 1024) throw Error("--num_images", "must be between 1 and 1024");
   if (r.batch_size < 0) throw Error("--batch_size", "must be positive");
   if (!std::isfinite(r.guidance_scale)) throw Error("--guidance_scale", "must be a number");
-  if (r.guidance_rescale < 0 || r.guidance_rescale > 1) throw Error("--guidance_rescale", "must be between 0 and 1");
+  if (!(r.guidance_rescale >= 0 && r.guidance_rescale <= 1)) throw Error("--guidance_rescale", "must be between 0 and 1");
 }
 
 }  // namespace
@@ -59,8 +59,9 @@ at::Tensor decode_latents(models::AutoencoderKL& vae, const at::Tensor& latents,
 
 GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& scheduler, const GenerationRequest& r,
                           const StepCallback& on_step) {
-  const int64_t width = r.width > 0 ? r.width : model.default_size();
-  const int64_t height = r.height > 0 ? r.height : model.default_size();
+  // 0 means the model's size; a negative one is a mistake, not a request for the default.
+  const int64_t width = r.width == 0 ? model.default_size() : r.width;
+  const int64_t height = r.height == 0 ? model.default_size() : r.height;
   check_request(model, r, width, height);
   torch::InferenceMode inference;
   const auto parameter = model.unet->parameters().front();
@@ -70,7 +71,7 @@ GenerationResult generate(StableDiffusion& model, schedulers::Scheduler& schedul
 
   // Prompt and negative prompt, padded to the same number of 75-token chunks.
   result.prompt_tokens = text::tokenize_prompt(*model.tokenizer, r.prompt, r.prompt_options);
-  result.negative_tokens = text::tokenize_prompt(*model.tokenizer, r.negative_prompt, r.prompt_options);
+  result.negative_tokens = text::tokenize_prompt(*model.tokenizer, r.negative_prompt, r.prompt_options, "the negative prompt");
   const size_t chunks = std::max(result.prompt_tokens.chunks.size(), result.negative_tokens.chunks.size());
   text::pad_to_chunk_count(*model.tokenizer, chunks, &result.prompt_tokens);
   text::pad_to_chunk_count(*model.tokenizer, chunks, &result.negative_tokens);

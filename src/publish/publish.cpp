@@ -42,19 +42,31 @@ std::string folder_name(const std::string& path) {
   return p.filename().string();
 }
 
-// What would make the folder more than a LoRA: a diffusers pipeline, training state, huge files.
+// Files that belong to a base model or to training state, wherever they are in the tree.
+bool is_model_or_training_state(const fs::path& path) {
+  static const std::set<std::string> names{"model_index.json", "optimizer.pt", "random_states.safetensors", "state.json", "scheduler.bin",
+                                           "scaler.pt", "pytorch_model.bin", "unet", "text_encoder", "vae"};
+  const std::string name = path.filename().string();
+  return names.count(name) || name.rfind("diffusion_pytorch_model", 0) == 0;
+}
+
+// What would make the folder more than a LoRA: a diffusers pipeline, training state, huge files,
+// anywhere below `dir` (a checkpoint-N/ or unet/ folder one level down is found as well).
 std::vector<std::string> unwanted_content(const fs::path& dir) {
   std::vector<std::string> found;
-  for (const char* name : {"model_index.json", "unet", "text_encoder", "vae", "optimizer.pt", "random_states.safetensors", "state.json"})
-    if (fs::exists(dir / name)) found.push_back(std::string(name) + " (base model or training state)");
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->path().filename() == ".git") {
       it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file() && it->file_size() > kLargeFileBytes)
-      found.push_back(fs::relative(it->path(), dir).string() + " (" + std::to_string(it->file_size() >> 20) + " MB)");
+    const std::string relative = fs::relative(it->path(), dir).string();
+    if (is_model_or_training_state(it->path())) {
+      found.push_back(relative + " (base model or training state)");
+      it.disable_recursion_pending();
+    }
+    else if (it->is_regular_file(ec) && it->file_size(ec) > kLargeFileBytes)
+      found.push_back(relative + " (" + std::to_string(it->file_size(ec) >> 20) + " MB)");
   }
   return found;
 }

@@ -1,5 +1,6 @@
 #include "text/lora_tags.h"
 
+#include <cmath>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -23,8 +24,8 @@ PromptWithLoras extract_lora_tags(const std::string& prompt) {
       const std::string weight = body.substr(colon + 1);
       char* end = nullptr;
       tag.weight = std::strtod(weight.c_str(), &end);
-      if (weight.empty() || end != weight.c_str() + weight.size())
-        throw Error("--prompt", "LoRA tag <lora:" + body + "> has a weight that is not a number");
+      if (weight.empty() || end != weight.c_str() + weight.size() || !std::isfinite(tag.weight))
+        throw Error("--prompt", "LoRA tag <lora:" + body + "> has a weight that is not a finite number");
     }
     if (tag.name.empty()) throw Error("--prompt", "LoRA tag <lora:" + body + "> has no name");
     out.loras.push_back(tag);

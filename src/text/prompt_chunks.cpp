@@ -51,7 +51,7 @@ bool TokenizedPrompt::has_weights() const {
 }
 
 TokenizedPrompt tokenize_prompt(const ClipTokenizer& tokenizer, const std::string& prompt,
-                                const PromptOptions& options) {
+                                const PromptOptions& options, const std::string& where) {
   const size_t chunk_length = size_t(tokenizer.max_length()) - 2;
   TokenizedPrompt result;
 
@@ -79,6 +79,9 @@ TokenizedPrompt tokenize_prompt(const ClipTokenizer& tokenizer, const std::strin
   std::vector<WeightedToken> current;
   long last_comma = -1;
   auto flush = [&] {
+    if (result.chunks.size() == kMaxPromptChunks)
+      throw Error(where, "needs more than " + std::to_string(kMaxPromptChunks) + " chunks of " + std::to_string(chunk_length) +
+                             " tokens (BREAK starts a new one); at most " + std::to_string(kMaxPromptChunks) + " are encoded");
     result.chunks.push_back(make_chunk(tokenizer, current));
     current.clear();
     last_comma = -1;

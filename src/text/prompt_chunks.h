@@ -26,6 +26,10 @@ struct TokenizedPrompt {
   bool has_weights() const;    // any weight other than 1
 };
 
+// Most chunks of 75 tokens a prompt may need (4800 tokens): far beyond what the text encoder's
+// attention to the whole prompt is useful for, and it bounds the memory a hostile prompt can ask for.
+constexpr size_t kMaxPromptChunks = 64;
+
 struct PromptOptions {
   PromptWeighting weighting = PromptWeighting::None;
   // false: long prompts become several chunks (A1111); true: cut after the first chunk (diffusers).
@@ -34,9 +38,10 @@ struct PromptOptions {
 
 // `none` keeps brackets as plain text (diffusers). `a1111` parses emphasis and BREAK. Without
 // truncation, a chunk that fills up breaks after its last comma when that comma is within the last
-// 20 tokens, as A1111 does.
+// 20 tokens, as A1111 does. A prompt that needs more than kMaxPromptChunks chunks is an Error named
+// `where` ("the prompt", "the negative prompt").
 TokenizedPrompt tokenize_prompt(const ClipTokenizer& tokenizer, const std::string& prompt,
-                                const PromptOptions& options);
+                                const PromptOptions& options, const std::string& where = "the prompt");
 
 // Appends chunks of the empty prompt until `prompt` has `count` chunks (A1111 pads the prompt and
 // the negative prompt to the same length this way).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -23,6 +24,7 @@ const char* const kWeights = "pytorch_lora_weights.safetensors";
 const char* const kOptimizer = "optimizer.pt";
 const char* const kRandom = "random_states.safetensors";
 const char* const kState = "state.json";
+const char* const kEarlierKept = "; earlier checkpoints are untouched";
 
 // checkpoint-<N> -> N, or -1 for any other name (temporary folders start with a dot).
 int64_t checkpoint_step(const fs::path& path) {
@@ -44,13 +46,17 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
   const fs::path final_dir = fs::path(output_dir) / ("checkpoint-" + std::to_string(state.position.step));
   const fs::path tmp = fs::path(output_dir) / (".checkpoint-" + std::to_string(state.position.step) + ".partial-" + std::to_string(::getpid()));
   try {
-    fs::remove_all(tmp);
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
     fs::create_directories(tmp);
     lora::write_lora(weights, (tmp / kWeights).string(), lora::LoraFormat::Diffusers);
+    // Serialized in memory, then written like every other file: LibTorch's file writer finishes the
+    // file in a destructor, and a full disk there would throw from it and abort the process.
+    std::ostringstream optimizer_bytes;
     torch::serialize::OutputArchive archive;
     optimizer.save(archive);
-    archive.save_to((tmp / kOptimizer).string());
-    io::sync_to_disk((tmp / kOptimizer).string());
+    archive.save_to(optimizer_bytes);
+    io::write_file_atomically((tmp / kOptimizer).string(), [&](std::ostream& out) { out << optimizer_bytes.str(); });
     io::save_tensors((tmp / kRandom).string(), {{"generator_state", state.generator_state}, {"epoch_order", state.epoch_order}});
     const nlohmann::json json{{"format", "sdtune-checkpoint-1"}, {"position", position_json(state.position)}, {"arguments", state.arguments}};
     io::write_file_atomically((tmp / kState).string(), [&](std::ostream& out) { out << json.dump(2) << "\n"; });
@@ -63,13 +69,20 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
     io::sync_to_disk(output_dir);
     fs::remove_all(old);
   } catch (const fs::filesystem_error& e) {
-    fs::remove_all(tmp);
-    throw Error(final_dir.string(), std::string("cannot write the checkpoint: ") + e.code().message());
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw Error(final_dir.string(), std::string("cannot write the checkpoint: ") + e.code().message() + kEarlierKept);
+  } catch (const Error& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw Error(final_dir.string(), "cannot write the checkpoint (" + fs::path(e.where()).filename().string() + "): " + e.problem() + kEarlierKept);
   } catch (const c10::Error& e) {
-    fs::remove_all(tmp);
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
     throw Error(final_dir.string(), std::string("cannot write the optimizer state: ") + e.what_without_backtrace());
   } catch (...) {
-    fs::remove_all(tmp);
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
     throw;
   }
   // Folders left by a run killed while writing one.

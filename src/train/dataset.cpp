@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/image_limits.h"
 #include "io/input_file.h"
 #include "io/json_file.h"
 #include "text/unicode_text.h"
@@ -254,6 +255,9 @@ CheckSummary check_dataset(Dataset& d, const CheckOptions& o) {
     try {
       const auto image = io::read_image(item.image_path);
       const int64_t shorter = std::min(image.width, image.height);
+      if (image.width * image.height > io::max_image_pixels())
+        d.problems.push_back({name, std::to_string(image.width) + "x" + std::to_string(image.height) + " pixels is over --max_image_pixels " +
+                                        std::to_string(io::max_image_pixels()) + " (PIL warns of a decompression bomb); it is used", false});
       // Much smaller than the training size: upscaling 4x and more gives mush, so it is an error.
       if (shorter < std::max<int64_t>(8, o.resolution / 4))
         d.problems.push_back({name, "tiny image (" + std::to_string(image.width) + "x" + std::to_string(image.height) + ")"});

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -69,6 +70,16 @@ void check_resumable(const nlohmann::json& saved, const nlohmann::json& now, con
     if (saved.value(key, nlohmann::json()) != now.value(key, nlohmann::json()))
       throw Error(checkpoint, std::string("was made with ") + key + " = " + saved.value(key, nlohmann::json()).dump() + "; this run has " +
                                   now.value(key, nlohmann::json()).dump() + " (resume needs the same)");
+}
+
+// A NaN or infinite loss or gradient norm would poison the LoRA: stop before the optimizer applies
+// it, and leave every saved checkpoint as it is.
+[[noreturn]] void stop_on_non_finite(const std::string& what, double value, int64_t step, const std::string& output_dir) {
+  const auto checkpoints = list_checkpoints(output_dir);
+  throw Error(output_dir, "step " + std::to_string(step + 1) + ": the " + what + " is " + std::to_string(value) +
+                              "; training stopped before applying it (a learning rate too high, or broken data?). " +
+                              (checkpoints.empty() ? std::string("No checkpoint was saved yet")
+                                                   : "The last good checkpoint is " + checkpoints.back() + " (--resume_from_checkpoint latest)"));
 }
 
 }  // namespace
@@ -205,12 +216,15 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
       } else {
         loss = torch::mse_loss(pred, target);
       }
+      // Under fp16 loss scaling an overflow is expected now and then: the scaler skips that step.
+      if (!scaling && !std::isfinite(loss.item<double>())) stop_on_non_finite("loss", loss.item<double>(), step, o.output_dir);
       (loss * ((scaling ? scaler.scale() : 1.0) / double(o.gradient_accumulation_steps))).backward();
       if (++micro % o.gradient_accumulation_steps != 0 && b + 1 < batches_per_epoch) continue;
       const bool finite = !scaling || scaler.unscale(adapters.parameters());
       const double current_lr = lr.learning_rate(step);
       if (finite) {
-        torch::nn::utils::clip_grad_norm_(adapters.parameters(), o.max_grad_norm);
+        const double norm = torch::nn::utils::clip_grad_norm_(adapters.parameters(), o.max_grad_norm);
+        if (!std::isfinite(norm)) stop_on_non_finite("gradient norm", norm, step, o.output_dir);
         for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(current_lr);
         optimizer.step();
       }
