@@ -11,29 +11,15 @@
 
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "cli_run.h"
 #include "synthetic_dataset.h"
 #include "test_util.h"
 
 using sdtune::test::data_path;
+using sdtune::test::run;
+using sdtune::test::run_shell;
 
 namespace {
-
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result run_shell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
-}
-
-Result run(const std::string& args) { return run_shell(std::string(SDTUNE_BINARY) + " " + args + " 2>&1"); }
 
 TEST(Cli, HelpListsSubcommandsAndFlags) {
   const auto top = run("--help");

@@ -212,9 +212,9 @@ void add_generate_command(CLI::App& app) {
   sub->add_option("--guidance_rescale", f->guidance_rescale, "rescale guided noise (Lin et al. 2023), 0..1")
       ->check(number_in(0, 1))
       ->capture_default_str();
-  sub->add_option("--width", f->width, "image width (default: the model's sample size)")->check(CLI::PositiveNumber);
-  sub->add_option("--height", f->height, "image height (default: the model's sample size)")->check(CLI::PositiveNumber);
-  sub->add_option("--seed", f->seed, "random seed (default: a random one, printed and stored in the PNG)");
+  sub->add_option("--width", f->width, "image width (default: the model's sample size)")->check(CLI::Range(int64_t(1), int64_t(16384)));
+  sub->add_option("--height", f->height, "image height (default: the model's sample size)")->check(CLI::Range(int64_t(1), int64_t(16384)));
+  sub->add_option("--seed", f->seed, "random seed (default: a random one, printed and stored in the PNG)")->check(seed_number());
   sub->add_option("--num_images", f->num_images, "images per prompt (one batched draw, as diffusers' num_images_per_prompt)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();

@@ -135,7 +135,7 @@ void add_train_command(CLI::App& app) {
   sub->add_option("--snr_gamma", o.snr_gamma, "Min-SNR weighting gamma (e.g. 5; 0 = off)")->check(number_in(0, 1e6))->capture_default_str();
   sub->add_option("--prediction_type", o.prediction_type, "epsilon or v_prediction (default: the model's)")
       ->check(CLI::IsMember({"epsilon", "v_prediction"}));
-  sub->add_option("--seed", o.seed, "seed of LoRA init, shuffling, crops, noise and timesteps")->capture_default_str();
+  sub->add_option("--seed", o.seed, "seed of LoRA init, shuffling, crops, noise and timesteps")->check(seed_number())->capture_default_str();
   sub->add_option("--output_dir", o.output_dir, "where the LoRA, checkpoints, samples/ and logs/ are written")->required();
   sub->add_flag("--save_kohya", o.save_kohya, "also write pytorch_lora_weights_kohya.safetensors (A1111/ComfyUI keys)");
   sub->add_option("--checkpointing_steps", o.checkpointing_steps, "save output_dir/checkpoint-N every N steps (0: never)")

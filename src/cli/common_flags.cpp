@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -27,6 +28,18 @@ CLI::Validator number_in(double lo, double hi, bool open_low, bool open_high) {
         return "";
       },
       "NUMBER in " + range);
+}
+
+CLI::Validator seed_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+        errno = 0;
+        if (digits) std::strtoull(text.c_str(), nullptr, 10);
+        if (!digits || errno == ERANGE) return "must be an integer from 0 to 18446744073709551615, got " + text;
+        return "";
+      },
+      "SEED");
 }
 
 void add_max_image_pixels_flag(CLI::App* app) {

@@ -12,6 +12,9 @@ namespace sdtune::cli {
 // excluded). CLI11's Range would let NaN through, as every comparison with NaN is false.
 CLI::Validator number_in(double lo, double hi, bool open_low = false, bool open_high = false);
 
+// A seed's check: decimal digits of a number below 2^64 (CLI11 would wrap -1 and 2^64 silently).
+CLI::Validator seed_number();
+
 // --max_image_pixels (PIL's Image.MAX_IMAGE_PIXELS): when given, the limit of every image decoder.
 void add_max_image_pixels_flag(CLI::App* app);
 

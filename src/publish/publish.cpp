@@ -208,7 +208,8 @@ std::vector<std::string> check_published(const std::string& repo_dir) {
       problems.push_back(std::string("does not load: ") + e.what());
     }
   }
-  const std::string attributes = read_text(dir / ".gitattributes");
+  std::error_code ec;
+  const std::string attributes = fs::exists(dir / ".gitattributes", ec) ? read_text(dir / ".gitattributes") : std::string();
   if (attributes.find("*.safetensors filter=lfs") == std::string::npos)
     problems.push_back(".gitattributes: *.safetensors is not stored with LFS (the Hub rejects large plain files)");
   for (const auto& u : unwanted_content(dir)) problems.push_back("holds " + u);
