@@ -316,9 +316,9 @@ TEST(HostileDisk, AFullDiskDuringACheckpointKeepsTheEarlierOnes) {
   for (const auto& checkpoint : fs::directory_iterator(out)) {
     const std::string name = checkpoint.path().filename().string();
     EXPECT_EQ(name.find(".partial-"), std::string::npos) << name;
-    if (name.rfind("checkpoint-", 0) == 0)
-      for (const char* file : {"pytorch_lora_weights.safetensors", "optimizer.pt", "random_states.safetensors", "state.json"})
-        EXPECT_TRUE(fs::exists(checkpoint.path() / file)) << name << "/" << file;
+    if (name.rfind("checkpoint-", 0) != 0) continue;
+    for (const char* file : {"pytorch_lora_weights.safetensors", "optimizer.pt", "random_states.safetensors", "state.json"})
+      EXPECT_TRUE(fs::exists(checkpoint.path() / file)) << name << "/" << file;
   }
   const auto resumed = run("lora info " + out + "/checkpoint-1/pytorch_lora_weights.safetensors");
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
