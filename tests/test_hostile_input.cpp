@@ -178,3 +178,31 @@ TEST(HostileImages, CmykJpegBecomesRgbByPillowsFormula) {
 }
 
 }  // namespace
+
+namespace {
+
+// Largest per-pixel difference of our decode of `jpeg` from Pillow's RGB of the same file.
+int worst_difference_from_pillow(const std::string& jpeg, const std::string& pillow_png) {
+  const auto ours = sdtune::io::read_image(sdtune::test::data_path("images/" + jpeg));
+  const auto pillow = sdtune::io::read_png(sdtune::test::data_path("images/" + pillow_png));
+  EXPECT_EQ(ours.width, pillow.width);
+  EXPECT_EQ(ours.height, pillow.height);
+  if (ours.pixels.size() != pillow.pixels.size()) return 256;
+  int worst = 0;
+  for (size_t i = 0; i < ours.pixels.size(); ++i) worst = std::max(worst, std::abs(int(ours.pixels[i]) - int(pillow.pixels[i])));
+  return worst;
+}
+
+// References made by Pillow 11.3 (scripts/make_image_fixtures.py): its libjpeg-turbo is not Debian's,
+// so the IDCT may round differently: the 8-bit image tolerance, 2/255.
+TEST(PillowImages, CmykAndRgbJpegsDecodeToPillowsPixels) {
+  EXPECT_LE(worst_difference_from_pillow("cmyk.jpg", "cmyk_as_rgb.png"), 2);
+  EXPECT_LE(worst_difference_from_pillow("rgb.jpg", "rgb_as_rgb.png"), 2);
+}
+
+TEST(PillowImages, ATruncatedJpegPillowRefusesIsRefused) {
+  const std::string path = sdtune::test::data_path("images/rgb_truncated.jpg");
+  EXPECT_EQ(error_of([&] { sdtune::io::read_image(path); }), path + ": corrupt JPEG: Premature end of JPEG file");
+}
+
+}  // namespace
