@@ -297,18 +297,13 @@ TEST(HostileOutputs, PublishRefusesTrainingStateAnywhereInTheTree) {
 }
 
 // A full disk while writing a checkpoint: one error, the earlier checkpoints whole, nothing left
-// behind. Needs a small tmpfs, which only root may mount.
-TEST(HostileDisk, AFullDiskDuringACheckpointKeepsTheEarlierOnes) {
-  TempDir data, mount_point;
-  if (::mount("tmpfs", mount_point.path.c_str(), "tmpfs", 0, "size=1m") != 0) GTEST_SKIP() << "cannot mount a tmpfs here (not root)";
-  struct Unmount {
-    std::string path;
-    ~Unmount() { ::umount(path.c_str()); }
-  } unmount{mount_point.path.string()};
+// behind. `prefix` runs the command (environment, LD_PRELOAD); `out` is the full folder.
+void expect_full_disk_keeps_earlier_checkpoints(const std::string& prefix, const std::string& out) {
+  TempDir data;
   sdtune::test::make_dataset(data, 2);
-  const std::string out = mount_point.file("run");
-  const auto r = run("train --model " + data_path("tiny-sd1/pipeline") + " --train_data_dir " + data.path.string() +
-                     " --resolution 32 --checkpointing_steps 1 --max_train_steps 1000 --output_dir " + out);
+  const auto r = sdtune::test::run_shell(prefix + " " + std::string(SDTUNE_BINARY) + " train --model " + data_path("tiny-sd1/pipeline") +
+                                         " --train_data_dir " + data.path.string() +
+                                         " --resolution 32 --checkpointing_steps 1 --max_train_steps 1000 --output_dir " + out + " 2>&1");
   expect_refused(r, "");
   EXPECT_NE(r.output.find("cannot write the checkpoint"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("No space left on device; earlier checkpoints are untouched"), std::string::npos) << r.output;
@@ -322,6 +317,41 @@ TEST(HostileDisk, AFullDiskDuringACheckpointKeepsTheEarlierOnes) {
   }
   const auto resumed = run("lora info " + out + "/checkpoint-1/pytorch_lora_weights.safetensors");
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+}
+
+// A real full file system: a 1 MB tmpfs, which only root may mount.
+TEST(HostileDisk, AFullTmpfsDuringACheckpointKeepsTheEarlierOnes) {
+  TempDir mount_point;
+  if (::mount("tmpfs", mount_point.path.c_str(), "tmpfs", 0, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (not root); HostileDisk.AWriteWrapper... covers the same";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount(path.c_str()); }
+  } unmount{mount_point.path.string()};
+  expect_full_disk_keeps_earlier_checkpoints("", mount_point.file("run"));
+}
+
+// lora fuse onto a full file system: one error naming the output, no half-written folder left.
+TEST(HostileDisk, AFuseOntoAFullTmpfsLeavesNothing) {
+  TempDir mount_point;
+  if (::mount("tmpfs", mount_point.path.c_str(), "tmpfs", 0, "size=512k") != 0) GTEST_SKIP() << "cannot mount a tmpfs here (not root)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount(path.c_str()); }
+  } unmount{mount_point.path.string()};
+  const auto r = run("lora fuse --model " + data_path("tiny-sd1/pipeline") + " --lora " + data_path("tiny-sd1/lora") + " --output " +
+                     mount_point.file("fused"));
+  expect_refused(r, mount_point.file("fused") + ": cannot write the fused model (");
+  EXPECT_NE(r.output.find("write failed: No space left on device"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::is_empty(mount_point.path)) << "left behind in the full folder";
+}
+
+// Anywhere: write() and writev() into the output folder fail with ENOSPC after 1 MB.
+TEST(HostileDisk, AWriteWrapperFailingWithEnospcKeepsTheEarlierCheckpoints) {
+  TempDir out;
+  expect_full_disk_keeps_earlier_checkpoints("LD_PRELOAD=" + std::string(SDTUNE_ENOSPC_WRAPPER) + " SDTUNE_TEST_ENOSPC_DIR=" + out.path.string() +
+                                                 " SDTUNE_TEST_ENOSPC_BYTES=1000000",
+                                             out.file("run"));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "core/error.h"
 #include "io/input_file.h"
@@ -19,6 +20,21 @@ void sync_to_disk(const std::string& path) {
   int rc = ::fsync(fd);
   ::close(fd);
   if (rc != 0) throw Error(path, std::string("fsync failed: ") + std::strerror(errno));
+}
+
+void copy_file_atomically(const std::string& from, const std::string& to) {
+  const InputFile in(from);
+  write_file_atomically(to, [&](std::ostream& out) {
+    std::vector<char> buffer(1 << 20);
+    for (;;) {
+      const ssize_t n = ::read(in.fd(), buffer.data(), buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error(from, std::string("read failed: ") + std::strerror(errno));
+      if (n == 0) break;
+      out.write(buffer.data(), n);
+      if (!out) throw Error(to, std::string("write failed: ") + std::strerror(errno ? errno : EIO));
+    }
+  });
 }
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write, OntoInput onto_input) {

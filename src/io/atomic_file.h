@@ -15,6 +15,10 @@ enum class OntoInput { Refuse, Allow };
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
                            OntoInput onto_input = OntoInput::Refuse);
 
+// Copies `from` (a regular file) to `to` atomically, in 1 MiB pieces; a full disk is an Error naming
+// `to` with the system's reason (std::filesystem::copy_file would only say "Input/output error").
+void copy_file_atomically(const std::string& from, const std::string& to);
+
 // fsync of a file or folder (a folder's entries: renames inside it become durable).
 void sync_to_disk(const std::string& path);
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
 #include "pipeline/components.h"
@@ -24,6 +25,29 @@ void save_component(torch::nn::Module& module, const std::string& source_file, c
   io::save_tensors(target.string(), tensors, source.metadata());
 }
 
+// Weight files (and shard indexes) of the two components that get new weights: not copied.
+bool is_replaced(const fs::path& relative) {
+  const std::string component = relative.begin()->string();
+  if (component != "unet" && component != "text_encoder") return false;
+  const std::string ext = relative.extension().string();
+  return (ext == ".safetensors" || ext == ".json") && relative.filename() != "config.json";
+}
+
+// The source folder copied to `tmp`, with the UNet and text encoder weights replaced by the merged ones.
+void write_fused_folder(const io::ModelFolder& source, const fs::path& tmp, torch::nn::Module& unet, torch::nn::Module& text_encoder) {
+  fs::create_directories(tmp);
+  for (const auto& entry : fs::recursive_directory_iterator(source.root())) {
+    const fs::path relative = fs::relative(entry.path(), source.root());
+    if (entry.is_directory()) fs::create_directories(tmp / relative);
+    else if (entry.is_regular_file() && !is_replaced(relative)) io::copy_file_atomically(entry.path().string(), (tmp / relative).string());
+  }
+  for (const auto& [component, module, prefix] :
+       {std::tuple<std::string, torch::nn::Module*, std::string>{"unet", &unet, ""}, {"text_encoder", &text_encoder, "text_model."}}) {
+    const std::string name = component == "unet" ? "diffusion_pytorch_model.safetensors" : "model.safetensors";
+    save_component(*module, source.weight_files(component).front(), prefix, tmp / component / name);
+  }
+}
+
 }  // namespace
 
 std::vector<lora::MergeReport> fuse_loras(const io::ModelFolder& source, const std::vector<std::pair<lora::LoraFile, double>>& loras,
@@ -38,15 +62,19 @@ std::vector<lora::MergeReport> fuse_loras(const io::ModelFolder& source, const s
   // Everything else is copied as it is; the two changed components get new single-file weights.
   const fs::path tmp = output + ".tmp-fuse";
   fs::remove_all(tmp);
-  fs::copy(source.root(), tmp, fs::copy_options::recursive);
-  for (const auto& [component, module, prefix] :
-       {std::tuple<std::string, torch::nn::Module*, std::string>{"unet", unet.get(), ""}, {"text_encoder", text_encoder.get(), "text_model."}}) {
-    const auto files = source.weight_files(component);
-    for (const auto& entry : fs::directory_iterator(tmp / component))
-      if (entry.path().extension() == ".safetensors" || entry.path().extension() == ".json")
-        if (entry.path().filename() != "config.json") fs::remove(entry.path());
-    const std::string name = component == "unet" ? "diffusion_pytorch_model.safetensors" : "model.safetensors";
-    save_component(*module, files.front(), prefix, tmp / component / name);
+  // On a full disk no half-written folder stays behind.
+  std::error_code ignored;
+  try {
+    write_fused_folder(source, tmp, *unet, *text_encoder);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ignored);
+    throw Error(output, "cannot write the fused model: " + e.code().message());
+  } catch (const Error& e) {
+    fs::remove_all(tmp, ignored);
+    throw Error(output, "cannot write the fused model (" + fs::path(e.where()).filename().string() + "): " + e.problem());
+  } catch (...) {
+    fs::remove_all(tmp, ignored);
+    throw;
   }
   fs::rename(tmp, output);
   return reports;
