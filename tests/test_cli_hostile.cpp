@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 
 #include "cli_run.h"
@@ -38,8 +39,8 @@ std::string patched_model(const TempDir& dir, const std::string& component, cons
   return model.string();
 }
 
-// Rewrites a safetensors file with the first (or every) element of `tensor` set to `value` (f32 tensors).
-void poison_tensor(const std::string& path, const std::string& tensor, float value, bool every = false) {
+// Rewrites a safetensors file with `change` applied to the bytes of `tensor`.
+void rewrite_tensor(const std::string& path, const std::string& tensor, const std::function<void(std::vector<uint8_t>&)>& change) {
   std::vector<std::vector<uint8_t>> data;
   std::vector<sdtune::io::TensorBytes> items;
   std::map<std::string, std::string> metadata;
@@ -48,8 +49,7 @@ void poison_tensor(const std::string& path, const std::string& tensor, float val
     metadata = file.metadata();
     for (const auto& e : file.tensors()) {
       data.emplace_back(file.data(e), file.data(e) + e.nbytes());
-      if (e.name == tensor)
-        for (size_t at = 0; at < (every ? e.nbytes() : sizeof value); at += sizeof value) std::memcpy(data.back().data() + at, &value, sizeof value);
+      if (e.name == tensor) change(data.back());
     }
     for (size_t i = 0; i < file.tensors().size(); ++i) {
       const auto& e = file.tensors()[i];
@@ -58,6 +58,13 @@ void poison_tensor(const std::string& path, const std::string& tensor, float val
   }
   fs::remove(path);  // a new file: this process just read the old one
   sdtune::io::write_safetensors(path, items, metadata);
+}
+
+// The first (or every) element of an f32 `tensor` set to `value`.
+void poison_tensor(const std::string& path, const std::string& tensor, float value, bool every = false) {
+  rewrite_tensor(path, tensor, [&](std::vector<uint8_t>& bytes) {
+    for (size_t at = 0; at < (every ? bytes.size() : sizeof value); at += sizeof value) std::memcpy(bytes.data() + at, &value, sizeof value);
+  });
 }
 
 void expect_refused(const sdtune::test::Result& r, const std::string& message) {
@@ -169,6 +176,46 @@ TEST(HostileNumbers, ANonFiniteLossStopsTrainingAndKeepsTheCheckpoints) {
   EXPECT_FALSE(fs::exists(out.file("checkpoint-3")));
   EXPECT_EQ(read_all(out.file("pytorch_lora_weights.safetensors")), final_lora);
   EXPECT_EQ(read_all(weights), before);
+}
+
+TEST(HostileFiles, ACheckpointThatPointsOutsideTheDatasetIsRefused) {
+  TempDir data, out;
+  sdtune::test::make_dataset(data, 4);
+  const std::string train = "train --model " + data_path("tiny-sd1/pipeline") + " --train_data_dir " + data.path.string() +
+                            " --resolution 32 --checkpointing_steps 1 --output_dir " + out.path.string();
+  ASSERT_EQ(run(train + " --max_train_steps 1").exit_code, 0);
+  rewrite_tensor(out.file("checkpoint-1/random_states.safetensors"), "epoch_order", [](std::vector<uint8_t>& bytes) {
+    const int64_t far = 1000000;  // an example index far past the 4 there are
+    std::memcpy(bytes.data(), &far, sizeof far);
+  });
+  expect_refused(run(train + " --max_train_steps 2 --resume_from_checkpoint latest"),
+                 out.file("checkpoint-1") + "/random_states.safetensors: epoch_order is not an order of this run's 4 examples");
+}
+
+TEST(HostileFiles, AVocabularyWithAHugeIdIsRefusedWithoutAllocatingIt) {
+  TempDir dir;
+  const std::string model = patched_model(dir, "unet", sdtune::io::Json::object());
+  sdtune::io::Json vocab = sdtune::io::read_json_file(model + "/tokenizer/vocab.json");
+  vocab["zzz</w>"] = 16777215;
+  std::ofstream(model + "/tokenizer/vocab.json") << vocab.dump();
+  // The same command on the intact tokenizer first: its peak (LibTorch's libraries, ~450 MiB with CUDA
+  // ones) is the baseline; a table of 16M token strings would add over 500 MiB to it.
+  ASSERT_EQ(run("tokenize --model " + data_path("tiny-sd1/pipeline") + " --prompt x").exit_code, 0);
+  const double baseline = sdtune::test::peak_child_memory_mib();
+  expect_refused(run("tokenize --model " + model + " --prompt x"), model + "/tokenizer/vocab.json: token \"zzz</w>\" has id 16777215");
+  EXPECT_LT(sdtune::test::peak_child_memory_mib(), baseline + 100);
+}
+
+TEST(HostileNumbers, TrainingSizesAndPromptsAreCheckedBeforeTraining) {
+  TempDir data, out;
+  sdtune::test::make_dataset(data, 2);
+  const std::string train = "train --model " + data_path("tiny-sd1/pipeline") + " --train_data_dir " + data.path.string() + " --output_dir " + out.path.string();
+  expect_refused(run(train + " --resolution 1000000"), "--resolution: must be a multiple of 8 from 8 to 8192");
+  std::string words;
+  for (int i = 0; i < 6000; ++i) words += "castle ";
+  const auto r = run(train + " --resolution 32 --max_train_steps 1 --validation_prompt '" + words + "'");
+  expect_refused(r, "--validation_prompt: needs more than 64 chunks of 75 tokens");
+  EXPECT_EQ(r.output.find("Steps:"), std::string::npos) << "refused only after training began";
 }
 
 TEST(HostileFiles, FifosDevicesAndFoldersAreRefusedNotRead) {

@@ -51,7 +51,9 @@ void add_dataset_command(CLI::App& app) {
   sub->add_option("--caption_column", f->dataset.caption_column, "caption column of the metadata")->capture_default_str();
   sub->add_option("--image_column", f->dataset.image_column, "image column of the metadata (file_name also works)")->capture_default_str();
   add_max_image_pixels_flag(sub);
-  sub->add_option("--resolution", f->resolution, "training resolution (smaller images are reported)")->capture_default_str();
+  sub->add_option("--resolution", f->resolution, "training resolution (smaller images are reported)")
+      ->check(CLI::Range(int64_t(8), int64_t(8192)))
+      ->capture_default_str();
   sub->add_option("--trigger_word", f->trigger_word, "count the captions that contain this token");
   sub->add_option("--model", f->model, "model whose tokenizer counts caption tokens (over 75 is reported)");
   sub->callback([f] { check(*f); });

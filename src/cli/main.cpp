@@ -19,8 +19,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "show help for every subcommand");
   // CLI11's own messages get the same one-line form as ours; subcommands copy this when added.
-  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
-    (void)failed;
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return "error: " + sdtune::printable(e.what(), {2000}) + " (--help lists the flags)\n";
   });
   app.set_version_flag("--version", [] { return sdtune::build_description(); }, "LibTorch version, CUDA and GPUs seen, oneDNN kernels");

@@ -6,9 +6,10 @@
 #include <webp/decode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csetjmp>
-#include <vector>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "io/image_limits.h"
@@ -18,7 +19,7 @@ namespace sdtune::io {
 
 namespace {
 
-int64_t max_pixels = kDefaultMaxImagePixels;
+std::atomic<int64_t> max_pixels{kDefaultMaxImagePixels};
 
 }  // namespace
 
@@ -53,15 +54,16 @@ void on_jpeg_message(j_common_ptr info, int level) {
   if (level == -1 && info->err->msg_code == JWRN_JPEG_EOF) on_jpeg_error(info);
 }
 
-// PIL reads CMYK JPEGs with Adobe's inverted convention ("CMYK;I") and converts them to RGB as
-// Pillow's cmyk2rgb does: R = 255 - K' - C * (255 - K') / 255 with K' = 255 - stored K, rounded the same way.
+// PIL reads CMYK JPEGs with Adobe's inverted convention ("CMYK;I": C = 255 - stored C, K = 255 -
+// stored K) and converts them as Pillow's cmyk2rgb does: R = (255 - K) - C * (255 - K) / 255, with its
+// rounding (MULDIV255).
 void cmyk_to_rgb(const uint8_t* cmyk, uint8_t* rgb, int64_t pixels) {
   auto muldiv255 = [](int a, int b) {
     const int t = a * b + 128;
     return ((t >> 8) + t) >> 8;
   };
   for (int64_t i = 0; i < pixels; ++i, cmyk += 4, rgb += 3) {
-    const int not_k = cmyk[3];  // 255 - (255 - stored) for the inverted K
+    const int not_k = cmyk[3];  // 255 - K = the stored value
     for (int c = 0; c < 3; ++c) rgb[c] = uint8_t(std::clamp(not_k - muldiv255(255 - cmyk[c], not_k), 0, 255));
   }
 }

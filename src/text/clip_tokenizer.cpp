@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/json_file.h"
 #include "io/input_file.h"
 #include "text/unicode_text.h"
@@ -70,13 +71,18 @@ ClipTokenizer::ClipTokenizer(const std::string& folder) {
   read_special_tokens(folder);
 }
 
+// Ids a vocabulary of `entries` tokens may use: dense up to twice its size plus room for added tokens.
+// The id table is sized by the largest id, so a few-KB file with id 16777215 must not allocate it.
+static int64_t id_limit(size_t entries) { return std::min<int64_t>(1 << 24, 2 * int64_t(entries) + 1024); }
+
 void ClipTokenizer::read_vocab(const std::string& path) {
-  constexpr int64_t kMaxVocabId = 1 << 24;  // bounds the id table a hostile file could make us allocate
   const io::Json vocab = io::read_json_file(path);
   if (!vocab.is_object() || vocab.empty()) throw Error(path, "vocab must be a non-empty JSON object {token: id}");
+  const int64_t limit = id_limit(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= kMaxVocabId)
-      throw Error(path, "token \"" + it.key() + "\" has an invalid id " + it->dump());
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= limit)
+      throw Error(path, "token " + in_quotes(it.key()) + " has id " + io::json_excerpt(*it) + "; ids of a " + std::to_string(vocab.size()) +
+                            "-token vocabulary must be integers from 0 to " + std::to_string(limit - 1));
     const int64_t id = it->get<int64_t>();
     vocab_[it.key()] = id;
     if (int64_t(id_to_token_.size()) <= id) id_to_token_.resize(size_t(id) + 1);
@@ -98,7 +104,7 @@ void ClipTokenizer::read_merges(const std::string& path) {
     const size_t space = line.find(' ');
     if (space == std::string::npos || space == 0 || space + 1 >= line.size() ||
         line.find(' ', space + 1) != std::string::npos)
-      throw Error(path, "line " + std::to_string(line_no) + " is not a merge of two symbols: \"" + line + "\"");
+      throw Error(path, "line " + std::to_string(line_no) + " is not a merge of two symbols: " + in_quotes(line));
     merge_ranks_.emplace(line, int(merge_ranks_.size()));
   }
 }
@@ -128,7 +134,8 @@ void ClipTokenizer::read_special_tokens(const std::string& folder) {
       } catch (const std::exception&) {
       }
       const std::string content = token_content(*it);
-      if (id < 0 || content.empty()) throw Error(where, "added token \"" + it.key() + "\" is malformed");
+      if (id < 0 || id >= id_limit(vocab_.size()) || content.empty())
+        throw Error(where, "added token " + in_quotes(it.key()) + " is malformed or its id is beyond " + std::to_string(id_limit(vocab_.size()) - 1));
       added_tokens_.push_back({content, id, io::config_value<bool>(*it, "lstrip", false, where),
                                io::config_value<bool>(*it, "rstrip", false, where)});
       if (int64_t(id_to_token_.size()) <= id) id_to_token_.resize(size_t(id) + 1);

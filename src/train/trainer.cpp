@@ -15,6 +15,7 @@
 #include "io/input_file.h"
 #include "io/model_folder.h"
 #include "schedulers/noise_schedule.h"
+#include "text/prompt_chunks.h"
 #include "train/checkpoint.h"
 #include "train/loss_plot.h"
 #include "train/loss_scaler.h"
@@ -82,6 +83,20 @@ void check_resumable(const nlohmann::json& saved, const nlohmann::json& now, con
                                                    : "The last good checkpoint is " + checkpoints.back() + " (--resume_from_checkpoint latest)"));
 }
 
+// A checkpoint's position and epoch order index the dataset: a hostile or foreign state.json /
+// random_states.safetensors must not send the loop outside it.
+void check_position(const CheckpointState& state, int64_t examples, int64_t batches_per_epoch, const std::string& checkpoint) {
+  const TrainingPosition& p = state.position;
+  if (p.step < 0 || p.epoch < 0 || p.next_batch < 0 || p.next_batch > batches_per_epoch || !std::isfinite(p.seconds) ||
+      !std::isfinite(p.loss_scale) || p.loss_scale < 0)
+    throw Error(checkpoint + "/state.json", "position (step, epoch, next_batch, seconds, loss_scale) is out of range for this run");
+  const at::Tensor order = state.epoch_order;
+  const bool permutation = order.dim() == 1 && order.numel() == examples &&
+                           (examples == 0 || torch::equal(std::get<0>(order.sort()), torch::arange(examples, torch::kLong)));
+  if (!permutation)
+    throw Error(checkpoint + "/random_states.safetensors", "epoch_order is not an order of this run's " + std::to_string(examples) + " examples");
+}
+
 }  // namespace
 
 TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
@@ -89,7 +104,11 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
     if (callbacks.on_message) callbacks.on_message(message);
   };
   if (o.batch_size < 1 || o.gradient_accumulation_steps < 1) throw Error("--train_batch_size", "batch size and accumulation must be >= 1");
-  if (o.batches.resolution < 8 || o.batches.resolution % 8 != 0) throw Error("--resolution", "must be a positive multiple of 8");
+  // 8192: four times SDXL's size; larger crops would only allocate without end.
+  if (o.batches.resolution < 8 || o.batches.resolution > 8192 || o.batches.resolution % 8 != 0)
+    throw Error("--resolution", "must be a multiple of 8 from 8 to 8192");
+  if (o.max_train_samples < 0) throw Error("--max_train_samples", "must not be negative");
+  if (o.lr.warmup_steps < 0) throw Error("--lr_warmup_steps", "must not be negative");
   if (o.validation_epochs < 1) throw Error("--validation_epochs", "must be at least 1");
   const Dataset dataset = read_checked_dataset(o);
 
@@ -97,6 +116,8 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
   load.dtype = weight_dtype(o);
   const io::ModelFolder folder(o.model_dir);
   auto model = pipeline::load_stable_diffusion(folder, load);
+  // A validation prompt the text encoder cannot take fails now, not after the first epoch.
+  if (!o.validation.prompt.empty()) text::tokenize_prompt(*model.tokenizer, o.validation.prompt, {}, "--validation_prompt");
   for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(model.text_encoder.get()), static_cast<torch::nn::Module*>(model.vae.get()),
                                static_cast<torch::nn::Module*>(model.unet.get())})
     for (auto& p : m->parameters()) p.requires_grad_(false);
@@ -145,6 +166,7 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
     } else {
       const CheckpointState state = load_checkpoint(path, optimizer);
       check_resumable(state.arguments, record.arguments, path);
+      check_position(state, examples, batches_per_epoch, path);
       adapters.load_weights(lora::read_lora((fs::path(path) / "pytorch_lora_weights.safetensors").string()));
       generator.set_state(state.generator_state);
       position = state.position;
