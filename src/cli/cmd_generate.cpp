@@ -161,7 +161,7 @@ void run(const GenerateFlags& f) {
   request.free_components_when_done = true;
   if (!f.init_latents.empty()) {
     request.init_latents = io::read_tensor(io::SafetensorsFile(f.init_latents), "latents", at::kFloat);
-    if (!torch::isfinite(request.init_latents).all().item<bool>())
+    if (!io::all_finite(request.init_latents))
       throw Error(f.init_latents, "tensor \"latents\" holds NaN or infinite values");
   }
 

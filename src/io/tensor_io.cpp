@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 #include "core/printable.h"
 
@@ -83,6 +86,15 @@ void save_tensors(const std::string& path, const TensorMap& tensors, const std::
   write_safetensors(path, std::move(items), metadata);
 }
 
+bool all_finite(const at::Tensor& tensor) {
+  if (!tensor.is_floating_point()) return true;
+  constexpr int64_t kPiece = 1 << 22;
+  const at::Tensor flat = tensor.reshape(-1);
+  for (int64_t start = 0; start < flat.numel(); start += kPiece)
+    if (!std::isfinite(flat.slice(0, start, std::min(start + kPiece, flat.numel())).sum(at::kDouble).item<double>())) return false;
+  return true;
+}
+
 static std::string shape_text(at::IntArrayRef shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -99,9 +111,8 @@ static void fill_from(const SafetensorsSet& files, const std::string& key, at::T
     throw Error(found.file->path(), "tensor \"" + key + "\" has shape " + shape_text(found.entry->shape) +
                                         " but the model built from its config needs " + shape_text(target.sizes()));
   at::Tensor value = read_tensor(*found.file, *found.entry, target.scalar_type());
-  // One summing pass (in double, so large sums cannot overflow) finds NaN and infinities, including
-  // values that overflow the dtype they are loaded in (fp32 weights over 65504 as fp16).
-  if (value.is_floating_point() && value.numel() > 0 && !std::isfinite(value.sum(at::kDouble).item<double>()))
+  // After conversion: fp32 weights over 65504 become infinite in fp16.
+  if (!all_finite(value))
     throw Error(found.file->path(), "tensor " + in_quotes(key) + " holds NaN or infinite values" +
                                         (value.scalar_type() != to_scalar_type(found.entry->dtype) ? " (as " + std::string(c10::toString(value.scalar_type())) + ")" : std::string()));
   if (!target.device().is_cpu()) value = value.to(target.device());

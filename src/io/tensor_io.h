@@ -31,6 +31,10 @@ void save_tensors(const std::string& path, const TensorMap& tensors,
 
 at::ScalarType to_scalar_type(DType dtype);
 
+// False when a floating tensor holds NaN or an infinity (also one reached by overflowing its dtype).
+// Sums pieces of 4M elements in double: one pass, a bounded temporary, no overflow of honest sums.
+bool all_finite(const at::Tensor& tensor);
+
 // Fills every parameter (and every buffer the files have) of `module` from the tensor named
 // prefix + its name, converted to the parameter's dtype. A missing tensor or a shape that does not
 // fit is an Error naming the file and the tensor. Tensors in the files that the module lacks are

@@ -121,7 +121,7 @@ LoraFile read_lora(const std::string& spec) {
     m.key_prefix = entry.name.substr(0, entry.name.rfind(parsed->role == Role::Alpha ? ".alpha" : parsed->flat ? ".lora_" : ".lora"));
     at::Tensor t = io::read_tensor(file, entry);
     // A NaN or infinite weight would turn every image black (or the training NaN) without a word.
-    if (t.is_floating_point() && t.numel() > 0 && !std::isfinite(t.sum(at::kDouble).item<double>()))
+    if (!io::all_finite(t))
       throw Error(lora.path, "tensor " + in_quotes(entry.name) + " holds NaN or infinite values");
     if (parsed->role == Role::Alpha) {
       if (t.numel() != 1) throw Error(lora.path, "tensor " + in_quotes(entry.name) + ": alpha must be a single number");
