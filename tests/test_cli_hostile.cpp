@@ -4,6 +4,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <png.h>
+
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -280,6 +282,43 @@ TEST(HostileImagesAndPrompts, PixelBombsAndHugePromptsAreBounded) {
   expect_refused(run("generate --model " + data_path("tiny-sd1/pipeline") + " --prompt_weighting a1111 --output " + out.file("o.png") + " --prompt '" + breaks + "'"),
                  "the prompt: needs more than 64 chunks of 75 tokens (BREAK starts a new one); at most 64 are encoded");
   EXPECT_LT(sdtune::test::peak_child_memory_mib(), 1024);
+}
+
+// A 2x2 PNG with a zTXt "parameters" chunk that inflates to 64 MB from about 64 KB.
+void write_text_bomb(const std::string& path) {
+  FILE* file = std::fopen(path.c_str(), "wb");
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_init_io(png, file);
+  png_set_IHDR(png, info, 2, 2, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  std::string text(64 << 20, 'a');
+  png_text chunk{};
+  chunk.compression = PNG_TEXT_COMPRESSION_zTXt;
+  chunk.key = const_cast<char*>("parameters");
+  chunk.text = text.data();
+  chunk.text_length = text.size();
+  png_set_text(png, info, &chunk, 1);
+  png_write_info(png, info);
+  std::vector<uint8_t> row(6, 128);
+  for (int y = 0; y < 2; ++y) png_write_row(png, row.data());
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(file);
+}
+
+TEST(HostileImagesAndPrompts, APngTextBombIsSkippedNotInflated) {
+  TempDir dir;
+  write_text_bomb(dir.file("bomb.png"));
+  ASSERT_LT(fs::file_size(dir.file("bomb.png")), 1u << 20);
+  sdtune::io::write_png(dir.file("plain.png"), {2, 2, std::vector<uint8_t>(12)}, {{"parameters", "castle"}});
+  ASSERT_EQ(run("info " + dir.file("plain.png")).exit_code, 0);
+  const double baseline = sdtune::test::peak_child_memory_mib();
+  // libpng's chunk limit (8 MB inflated) drops the chunk: the image is shown, the 64 MB text is not.
+  const auto r = run("info " + dir.file("bomb.png"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2x2"), std::string::npos) << r.output;
+  EXPECT_LT(r.output.size(), 1000u);
+  EXPECT_LT(sdtune::test::peak_child_memory_mib(), baseline + 32);
 }
 
 TEST(HostileDatasets, MetadataProblemsAreReportedWithFileAndLine) {
