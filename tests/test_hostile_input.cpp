@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/printable.h"
 #include "io/atomic_file.h"
+#include "io/image_file.h"
 #include "io/input_file.h"
 #include "io/json_file.h"
 #include "test_util.h"
@@ -118,63 +119,6 @@ TEST(InputFiles, NoWriteReplacesAFileThisRunRead) {
   EXPECT_EQ(sdtune::io::read_file(input, 100, "file"), "original");
   EXPECT_NO_THROW(write(input, sdtune::io::OntoInput::Allow));
   EXPECT_EQ(sdtune::io::read_file(input, 100, "file"), "new");
-}
-
-}  // namespace
-
-#include <jpeglib.h>
-
-#include "io/image_file.h"
-
-namespace {
-
-// A 16x16 JPEG of one colour, RGB or CMYK (libjpeg writes CMYK with an Adobe marker, inverted as
-// Photoshop does).
-std::string encode_jpeg(bool cmyk, const std::vector<uint8_t>& colour) {
-  jpeg_compress_struct info{};
-  jpeg_error_mgr errors{};
-  info.err = jpeg_std_error(&errors);
-  jpeg_create_compress(&info);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&info, &buffer, &size);
-  info.image_width = info.image_height = 16;
-  info.input_components = cmyk ? 4 : 3;
-  info.in_color_space = cmyk ? JCS_CMYK : JCS_RGB;
-  jpeg_set_defaults(&info);
-  jpeg_set_quality(&info, 100, TRUE);
-  jpeg_start_compress(&info, TRUE);
-  std::vector<uint8_t> row;
-  for (int x = 0; x < 16; ++x) row.insert(row.end(), colour.begin(), colour.end());
-  while (info.next_scanline < 16) {
-    JSAMPROW p = row.data();
-    jpeg_write_scanlines(&info, &p, 1);
-  }
-  jpeg_finish_compress(&info);
-  jpeg_destroy_compress(&info);
-  std::string bytes(reinterpret_cast<char*>(buffer), size);
-  free(buffer);
-  return bytes;
-}
-
-TEST(HostileImages, TruncatedJpegIsRefusedNotFilledWithGrey) {
-  sdtune::test::TempDir dir;
-  const std::string whole = encode_jpeg(false, {200, 30, 90});
-  std::ofstream(dir.file("whole.jpg"), std::ios::binary) << whole;
-  EXPECT_EQ(sdtune::io::read_image(dir.file("whole.jpg")).width, 16);
-  std::ofstream(dir.file("cut.jpg"), std::ios::binary) << whole.substr(0, whole.size() / 2);
-  EXPECT_EQ(error_of([&] { sdtune::io::read_image(dir.file("cut.jpg")); }), dir.file("cut.jpg") + ": corrupt JPEG: Premature end of JPEG file");
-}
-
-TEST(HostileImages, CmykJpegBecomesRgbByPillowsFormula) {
-  sdtune::test::TempDir dir;
-  // Stored (Adobe-inverted) values: C' = 255 - C. Pillow: R = K' - C * K' / 255 with C = 255 - C', K' = stored K.
-  const std::vector<uint8_t> stored{255 - 40, 255 - 120, 255 - 220, 200};
-  std::ofstream(dir.file("cmyk.jpg"), std::ios::binary) << encode_jpeg(true, stored);
-  const auto image = sdtune::io::read_image(dir.file("cmyk.jpg"));
-  ASSERT_EQ(image.pixels.size(), 16u * 16 * 3);
-  const int expected[3] = {200 - (40 * 200 + 127) / 255, 200 - (120 * 200 + 127) / 255, 200 - (220 * 200 + 127) / 255};  // 169, 106, 28
-  for (int c = 0; c < 3; ++c) EXPECT_NEAR(image.pixels[size_t(8 * 16 * 3 + 8 * 3 + c)], expected[c], 2) << c;  // JPEG at quality 100: +-2
 }
 
 }  // namespace
