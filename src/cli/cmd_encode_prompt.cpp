@@ -1,12 +1,10 @@
 // sdtune encode-prompt: the text encoder's embeddings of a prompt, saved as safetensors.
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
-#include "core/error.h"
 #include "io/model_folder.h"
 #include "io/tensor_io.h"
 #include "pipeline/prompt_encoder.h"
@@ -25,7 +23,7 @@ struct EncodePromptFlags {
 };
 
 void run(const EncodePromptFlags& flags) {
-  if (!flags.overwrite && std::filesystem::exists(flags.output)) throw Error(flags.output, "already exists (use --overwrite to replace it)");
+  refuse_existing_output(flags.output, flags.overwrite);
   const io::ModelFolder folder(flags.model.resolve());
   pipeline::LoadOptions load;
   load.variant = flags.model.variant;

@@ -55,13 +55,11 @@ struct GenerateFlags {
 // read files elsewhere, so absolute names, ".." and links that lead out of the folder are refused.
 std::string lora_in_folder(const std::string& folder, const std::string& name) {
   const fs::path file = fs::path(folder) / (fs::path(name).extension() == ".safetensors" ? name : name + ".safetensors");
-  const fs::path relative(name);
-  bool climbs = relative.is_absolute();
-  for (const auto& part : relative) climbs = climbs || part == "..";
-  std::error_code ec;
-  const fs::path real_folder = fs::weakly_canonical(folder, ec), real_file = fs::weakly_canonical(file, ec);
+  // Resolved paths (links and ".." followed; an absolute NAME replaces the folder) must nest.
+  std::error_code folder_error, file_error;
+  const fs::path real_folder = fs::weakly_canonical(folder, folder_error), real_file = fs::weakly_canonical(file, file_error);
   const auto [end, _] = std::mismatch(real_folder.begin(), real_folder.end(), real_file.begin(), real_file.end());
-  if (climbs || end != real_folder.end())
+  if (folder_error || file_error || end != real_folder.end())
     throw Error("--prompt", "<lora:" + name + "> names a file outside --lora_dir " + folder + " (tags may only name LoRAs inside it)");
   return file.string();
 }
@@ -115,10 +113,9 @@ void run(const GenerateFlags& f) {
   const auto paths = output_paths(f.output, f.num_images);
   for (const auto& path : paths) {
     if (fs::path(path).extension() != ".png") throw Error("--output", "must end in .png: " + path);
-    if (!f.overwrite && fs::exists(path)) throw Error(path, "already exists (use --overwrite to replace it)");
+    refuse_existing_output(path, f.overwrite);
   }
-  if (!f.save_latents.empty() && !f.overwrite && fs::exists(f.save_latents))
-    throw Error(f.save_latents, "already exists (use --overwrite to replace it)");
+  if (!f.save_latents.empty()) refuse_existing_output(f.save_latents, f.overwrite);
   const uint64_t seed = f.seed ? *f.seed : std::random_device{}() % 4294967296ULL;
   if (!f.seed) std::cerr << "seed: " << seed << "\n";
 

@@ -1,5 +1,4 @@
 // sdtune lora info|convert|fuse: inspect LoRA files, change their key format, merge them into a model.
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -8,7 +7,6 @@
 #include "cli/commands.h"
 #include "core/printable.h"
 #include "cli/common_flags.h"
-#include "core/error.h"
 #include "io/model_folder.h"
 #include "lora/module_names.h"
 #include "pipeline/lora_fuse.h"
@@ -65,8 +63,7 @@ void add_lora_command(CLI::App& app) {
   convert_cmd->add_option("--format", convert->format, "diffusers, peft or kohya")->required()->check(CLI::IsMember({"diffusers", "peft", "kohya"}));
   convert_cmd->add_flag("--overwrite", convert->overwrite, "replace an existing output file (never the input)");
   convert_cmd->callback([convert] {
-    if (!convert->overwrite && std::filesystem::exists(convert->output))
-      throw Error(convert->output, "already exists (use --overwrite to replace it)");
+    refuse_existing_output(convert->output, convert->overwrite);
     const auto file = lora::read_lora(convert->input);
     lora::write_lora(file, convert->output, lora::parse_lora_format(convert->format));
     std::cout << "wrote " << convert->output << " (" << convert->format << ", " << file.modules.size() << " modules)\n";

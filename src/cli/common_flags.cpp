@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -40,6 +41,11 @@ CLI::Validator seed_number() {
         return "";
       },
       "SEED");
+}
+
+void refuse_existing_output(const std::string& path, bool overwrite) {
+  std::error_code ec;
+  if (!overwrite && std::filesystem::exists(path, ec)) throw Error(path, "already exists (use --overwrite to replace it)");
 }
 
 void add_max_image_pixels_flag(CLI::App* app) {

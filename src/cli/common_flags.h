@@ -15,6 +15,10 @@ CLI::Validator number_in(double lo, double hi, bool open_low = false, bool open_
 // A seed's check: decimal digits of a number below 2^64 (CLI11 would wrap -1 and 2^64 silently).
 CLI::Validator seed_number();
 
+// An output that exists already is replaced only with --overwrite (a file the run reads never: see
+// io::write_file_atomically).
+void refuse_existing_output(const std::string& path, bool overwrite);
+
 // --max_image_pixels (PIL's Image.MAX_IMAGE_PIXELS): when given, the limit of every image decoder.
 void add_max_image_pixels_flag(CLI::App* app);
 

@@ -20,9 +20,9 @@ namespace {
 // follows it ("Exception raised from ...", "frame #0: ...").
 std::string torch_problem(const c10::Error& e) {
   std::string message = e.what_without_backtrace();
-  for (const char* cut : {"\nException raised from", "Exception raised from", "\nframe #"})
+  for (const char* cut : {"Exception raised from", "frame #"})
     if (const size_t at = message.find(cut); at != std::string::npos) message.resize(at);
-  if (message.rfind("[enforce fail at ", 0) == 0 && message.find("] ") != std::string::npos) message = message.substr(message.find("] ") + 2);
+  message = without_library_tag(message, "[enforce fail at ");
   if (const size_t newline = message.find('\n'); newline != std::string::npos) message.resize(newline);
   if (message.find("can't allocate memory") != std::string::npos || message.find("out of memory") != std::string::npos)
     return "out of memory: " + message;
@@ -43,9 +43,7 @@ std::string describe_current_exception() {
   } catch (const std::length_error&) {
     return "a size in the input is too large to allocate";
   } catch (const nlohmann::json::exception& e) {
-    std::string message = e.what();
-    if (message.rfind("[json.exception.", 0) == 0 && message.find("] ") != std::string::npos) message = message.substr(message.find("] ") + 2);
-    return "unexpected JSON content: " + message;
+    return "unexpected JSON content: " + without_library_tag(e.what(), "[json.exception.");
   } catch (const std::filesystem::filesystem_error& e) {
     return e.path1().string() + ": " + e.code().message();
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -35,6 +36,18 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
       if (!out) throw Error(to, std::string("write failed: ") + std::strerror(errno ? errno : EIO));
     }
   });
+}
+
+void discard_partial_write(const std::string& partial, const std::string& target, const std::string& what, const std::string& note) {
+  std::error_code ignored;
+  std::filesystem::remove_all(partial, ignored);
+  try {
+    throw;
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw Error(target, "cannot write " + what + ": " + e.code().message() + note);
+  } catch (const Error& e) {
+    throw Error(target, "cannot write " + what + " (" + std::filesystem::path(e.where()).filename().string() + "): " + e.problem() + note);
+  }
 }
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write, OntoInput onto_input) {

@@ -19,6 +19,12 @@ void write_file_atomically(const std::string& path, const std::function<void(std
 // `to` with the system's reason (std::filesystem::copy_file would only say "Input/output error").
 void copy_file_atomically(const std::string& from, const std::string& to);
 
+// Call inside a catch block: removes `partial` (the folder or file being written) and throws the
+// failure again as one Error naming `target`, "cannot write WHAT (file): problem" + `note`, for our
+// Errors and file-system errors (a full disk); any other exception goes on as it is.
+[[noreturn]] void discard_partial_write(const std::string& partial, const std::string& target, const std::string& what,
+                                        const std::string& note = "");
+
 // fsync of a file or folder (a folder's entries: renames inside it become durable).
 void sync_to_disk(const std::string& path);
 

@@ -27,7 +27,7 @@ const char* kind_of(mode_t mode) {
   if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
   if (S_ISSOCK(mode)) return "a socket";
   if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-  return "not a regular file";
+  return "an unknown kind of file";
 }
 
 }  // namespace
@@ -75,6 +75,12 @@ std::string read_file(const std::string& path, uint64_t max_bytes, const std::st
   }
   bytes.resize(done);
   return bytes;
+}
+
+std::string read_file_if_exists(const std::string& path, uint64_t max_bytes, const std::string& what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) return "";
+  return read_file(path, max_bytes, what);
 }
 
 bool is_input_of_this_run(const std::string& path) {

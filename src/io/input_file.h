@@ -34,6 +34,9 @@ class InputFile {
 // The whole file, refused when larger than `max_bytes` (the message names `what`, e.g. "JSON file").
 std::string read_file(const std::string& path, uint64_t max_bytes, const std::string& what);
 
+// read_file, or "" when nothing is at `path` (optional files: logs, .gitattributes).
+std::string read_file_if_exists(const std::string& path, uint64_t max_bytes, const std::string& what);
+
 // True when `path` is a file this process has opened for reading (same device and inode).
 bool is_input_of_this_run(const std::string& path);
 

@@ -68,10 +68,7 @@ void restore_constants(Json& j) {
 
 // nlohmann's message without its "[json.exception.parse_error.101] " id.
 std::string parse_problem(const nlohmann::json::exception& e) {
-  std::string message = e.what();
-  if (message.rfind("[json.exception.", 0) == 0 && message.find("] ") != std::string::npos)
-    message = message.substr(message.find("] ") + 2);
-  return printable(message, {160});
+  return printable(without_library_tag(e.what(), "[json.exception."), {160});
 }
 
 }  // namespace

@@ -62,19 +62,10 @@ std::vector<lora::MergeReport> fuse_loras(const io::ModelFolder& source, const s
   // Everything else is copied as it is; the two changed components get new single-file weights.
   const fs::path tmp = output + ".tmp-fuse";
   fs::remove_all(tmp);
-  // On a full disk no half-written folder stays behind.
-  std::error_code ignored;
   try {
     write_fused_folder(source, tmp, *unet, *text_encoder);
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(tmp, ignored);
-    throw Error(output, "cannot write the fused model: " + e.code().message());
-  } catch (const Error& e) {
-    fs::remove_all(tmp, ignored);
-    throw Error(output, "cannot write the fused model (" + fs::path(e.where()).filename().string() + "): " + e.problem());
-  } catch (...) {
-    fs::remove_all(tmp, ignored);
-    throw;
+  } catch (...) {  // a full disk: no half-written folder stays behind
+    io::discard_partial_write(tmp.string(), output, "the fused model");
   }
   fs::rename(tmp, output);
   return reports;

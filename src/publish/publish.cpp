@@ -91,8 +91,7 @@ std::string source_folder(const PublishOptions& o) {
 // The sample images of the newest validation at or before `max_step`, from samples/samples.jsonl.
 std::vector<std::pair<std::string, std::string>> newest_samples(const std::string& output_dir, int64_t max_step) {
   const fs::path log = fs::path(output_dir) / "samples" / "samples.jsonl";
-  std::error_code ec;
-  std::istringstream in(fs::exists(log, ec) ? read_text(log) : std::string());
+  std::istringstream in(io::read_file_if_exists(log.string(), kMaxPublishedFileBytes, "samples log"));
   std::vector<std::pair<std::string, std::string>> chosen;  // file, prompt
   int64_t chosen_step = -1;
   for (std::string line; std::getline(in, line);) {
@@ -208,8 +207,7 @@ std::vector<std::string> check_published(const std::string& repo_dir) {
       problems.push_back(std::string("does not load: ") + e.what());
     }
   }
-  std::error_code ec;
-  const std::string attributes = fs::exists(dir / ".gitattributes", ec) ? read_text(dir / ".gitattributes") : std::string();
+  const std::string attributes = io::read_file_if_exists((dir / ".gitattributes").string(), kMaxPublishedFileBytes, "file");
   if (attributes.find("*.safetensors filter=lfs") == std::string::npos)
     problems.push_back(".gitattributes: *.safetensors is not stored with LFS (the Hub rejects large plain files)");
   for (const auto& u : unwanted_content(dir)) problems.push_back("holds " + u);

@@ -24,7 +24,6 @@ const char* const kWeights = "pytorch_lora_weights.safetensors";
 const char* const kOptimizer = "optimizer.pt";
 const char* const kRandom = "random_states.safetensors";
 const char* const kState = "state.json";
-const char* const kEarlierKept = "; earlier checkpoints are untouched";
 
 // checkpoint-<N> -> N, or -1 for any other name (temporary folders start with a dot).
 int64_t checkpoint_step(const fs::path& path) {
@@ -68,22 +67,8 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
     fs::rename(tmp, final_dir);
     io::sync_to_disk(output_dir);
     fs::remove_all(old);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw Error(final_dir.string(), std::string("cannot write the checkpoint: ") + e.code().message() + kEarlierKept);
-  } catch (const Error& e) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw Error(final_dir.string(), "cannot write the checkpoint (" + fs::path(e.where()).filename().string() + "): " + e.problem() + kEarlierKept);
-  } catch (const c10::Error& e) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw Error(final_dir.string(), std::string("cannot write the optimizer state: ") + e.what_without_backtrace());
   } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw;
+    io::discard_partial_write(tmp.string(), final_dir.string(), "the checkpoint", "; earlier checkpoints are untouched");
   }
   // Folders left by a run killed while writing one.
   for (const auto& entry : fs::directory_iterator(output_dir)) {

@@ -14,8 +14,7 @@ namespace sdtune::train {
 
 std::vector<std::pair<int64_t, double>> read_loss_log(const std::string& path) {
   std::vector<std::pair<int64_t, double>> points;
-  std::error_code ec;
-  std::istringstream in(std::filesystem::exists(path, ec) ? io::read_file(path, io::kMaxTextFileBytes, "training log") : std::string());
+  std::istringstream in(io::read_file_if_exists(path, io::kMaxTextFileBytes, "training log"));
   std::string line;
   while (std::getline(in, line)) {
     const auto json = nlohmann::json::parse(line, nullptr, false);

@@ -54,8 +54,7 @@ at::ScalarType weight_dtype(const TrainOptions& o) {
 
 // Keeps the log lines of steps up to `last_step` (a resumed run rewrites what came after).
 void truncate_log(const std::string& path, int64_t last_step) {
-  std::error_code ec;
-  std::istringstream in(fs::exists(path, ec) ? io::read_file(path, io::kMaxTextFileBytes, "training log") : std::string());
+  std::istringstream in(io::read_file_if_exists(path, io::kMaxTextFileBytes, "training log"));
   std::string kept, line;
   while (std::getline(in, line)) {
     const auto json = nlohmann::json::parse(line, nullptr, false);
@@ -238,10 +237,13 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
       } else {
         loss = torch::mse_loss(pred, target);
       }
-      // Under fp16 loss scaling an overflow is expected now and then: the scaler skips that step.
-      if (!scaling && !std::isfinite(loss.item<double>())) stop_on_non_finite("loss", loss.item<double>(), step, o.output_dir);
       (loss * ((scaling ? scaler.scale() : 1.0) / double(o.gradient_accumulation_steps))).backward();
       if (++micro % o.gradient_accumulation_steps != 0 && b + 1 < batches_per_epoch) continue;
+      // One read of the loss per step (on CUDA it waits for the GPU); a NaN in an earlier micro-batch
+      // shows in the gradient norm. Under fp16 loss scaling an overflow is expected now and then: the
+      // scaler skips that step instead.
+      const double step_loss = loss.item<double>();
+      if (!scaling && !std::isfinite(step_loss)) stop_on_non_finite("loss", step_loss, step, o.output_dir);
       const bool finite = !scaling || scaler.unscale(adapters.parameters());
       const double current_lr = lr.learning_rate(step);
       if (finite) {
@@ -254,7 +256,7 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
       optimizer.zero_grad();
       micro = 0;
       ++step;
-      const StepReport report{step, total_steps, epoch, loss.item<double>(), current_lr};
+      const StepReport report{step, total_steps, epoch, step_loss, current_lr};
       log << nlohmann::json{{"step", step}, {"epoch", epoch}, {"loss", report.loss}, {"lr", current_lr}, {"seconds", elapsed()}}.dump() << "\n";
       log.flush();
       if (callbacks.on_step) callbacks.on_step(report);
