@@ -18,15 +18,7 @@ namespace {
 
 using sdtune::io::Json;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const sdtune::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using sdtune::test::error_of;
 
 TEST(Printable, EscapesControlCharactersAndInvalidUtf8) {
   EXPECT_EQ(sdtune::printable("a\x1b[31mred\x07"), "a\\x1b[31mred\\x07");

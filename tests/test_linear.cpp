@@ -32,8 +32,9 @@ TEST(Linear, OneDnnPathEqualsAtenForEveryInputShape) {
       expected = torch::nn::functional::linear(x, layer->weight, layer->bias);
     }
     torch::InferenceMode inference;
-    if (sdtune::kernels::onednn_available())
+    if (sdtune::kernels::onednn_available()) {
       EXPECT_TRUE(sdtune::kernels::onednn_linear(x, layer->weight, layer->bias).defined());
+    }
     const auto out = layer->forward(x);
     ASSERT_EQ(out.sizes(), expected.sizes());
     EXPECT_LT(relative_error(out, expected), 1e-6);

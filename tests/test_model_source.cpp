@@ -32,14 +32,7 @@ struct ScopedEnv {
   }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const sdtune::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using sdtune::test::error_of;
 
 TEST(ModelSource, FolderIsUsedAsIs) {
   const std::string dir = sdtune::test::data_path("tiny-sd2/pipeline");

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "io/safetensors.h"
 
 namespace sdtune::test {
@@ -31,6 +33,16 @@ struct TempDir {
     return n;
   }
 };
+
+// The message of the sdtune::Error that `f` throws, "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // What a failed command prints: exactly one line that starts with "error: " (nothing before it on
 // its line, e.g. an unfinished progress bar), and none of the libraries' internals.
