@@ -252,6 +252,20 @@ TEST(HostileMessages, NamesAndValuesFromFilesAreEscapedAndBounded) {
   EXPECT_NE(info.output.find("castle\nSteps: 2\\x1b[31m"), std::string::npos) << info.output;
 }
 
+// std::regex recurses once per character: a long LoRA key or --model overflowed the stack (found
+// while fuzzing the LoRA key mapping). Both are now checked with plain string tests.
+TEST(HostileMessages, LongKeysAndModelNamesAreRefusedNotAStackOverflow) {
+  TempDir dir;
+  const float one = 1;
+  const std::string key = "unet." + std::string(200000, 'a') + ".processor.to_q_lora.lora.down.weight";
+  sdtune::io::write_safetensors(dir.file("long.safetensors"), {{key, sdtune::io::DType::F32, {1, 1}, &one, 4}});
+  expect_refused(run("lora info " + dir.file("long.safetensors")), dir.file("long.safetensors") + ": module \"unet.aaaa");
+  const std::string model(131000, 'a');  // about the longest argument Linux passes (MAX_ARG_STRLEN)
+  expect_refused(run("generate --prompt x --model " + model), "aaaa");
+  const std::string too_long_name = "org/" + std::string(97, 'b');  // the Hub allows 96 characters
+  expect_refused(run("generate --prompt x --model " + too_long_name), too_long_name + ": no such folder, and not a Hugging Face id");
+}
+
 TEST(HostileImagesAndPrompts, PixelBombsAndHugePromptsAreBounded) {
   TempDir data, out;
   sdtune::test::make_dataset(data, 2);

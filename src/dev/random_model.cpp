@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/atomic_file.h"
 #include "io/tensor_io.h"
 #include "models/clip_text.h"
@@ -104,7 +105,7 @@ Preset preset_for(const std::string& name) {
   if (name == "sd15")
     return {unet_config(false, 64), text_encoder_config(false), vae_config(512), scheduler_config("PNDMScheduler", "epsilon"),
             "<|endoftext|>"};
-  throw Error("--preset", "unknown preset \"" + name + "\" (expected sd2, sd2-base or sd15)");
+  throw Error("--preset", "unknown preset " + in_quotes(name) + " (expected sd2, sd2-base or sd15)");
 }
 
 void write_json(const fs::path& path, const json& j) {

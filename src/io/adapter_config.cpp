@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/json_file.h"
 
 namespace sdtune::io {
@@ -15,7 +16,7 @@ std::optional<AdapterConfig> read_adapter_config(const std::string& folder) {
   const Json j = read_json_file(where);
   if (!j.is_object()) throw Error(where, "must be a JSON object");
   const std::string type = config_value<std::string>(j, "peft_type", "LORA", where);
-  if (type != "LORA") throw Error(where, "peft_type \"" + type + "\" is not LORA");
+  if (type != "LORA") throw Error(where, "peft_type " + in_quotes(type) + " is not LORA");
   AdapterConfig c;
   c.rank = config_value<int>(j, "r", 8, where);
   c.lora_alpha = config_value<double>(j, "lora_alpha", 8, where);

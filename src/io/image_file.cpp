@@ -74,7 +74,9 @@ RgbImage decode_jpeg(const std::string& bytes, const std::string& path) {
   info.err = jpeg_std_error(&errors.base);
   errors.base.error_exit = on_jpeg_error;
   errors.base.emit_message = on_jpeg_message;
+  // Both before setjmp: libjpeg's errors longjmp back to it, which must skip no destructor.
   RgbImage image;
+  std::vector<uint8_t> cmyk_row;
   if (setjmp(errors.jump)) {
     jpeg_destroy_decompress(&info);
     throw Error(path, std::string("corrupt JPEG: ") + errors.message);
@@ -94,7 +96,7 @@ RgbImage decode_jpeg(const std::string& bytes, const std::string& path) {
   image.width = info.output_width;
   image.height = info.output_height;
   image.pixels.resize(size_t(image.width * image.height * 3));
-  std::vector<uint8_t> cmyk_row(cmyk ? size_t(image.width) * 4 : 0);
+  cmyk_row.resize(cmyk ? size_t(image.width) * 4 : 0);
   while (info.output_scanline < info.output_height) {
     uint8_t* rgb = image.pixels.data() + size_t(info.output_scanline) * size_t(image.width) * 3;
     JSAMPROW row = cmyk ? cmyk_row.data() : rgb;
@@ -184,7 +186,7 @@ RgbImage apply_exif_orientation(const RgbImage& image, int orientation) {
 
 RgbImage read_image(const std::string& path) {
   const std::string bytes = read_file(path, kMaxImageFileBytes, "image file");
-  if (bytes.size() >= 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) return read_png(path);
+  if (bytes.size() >= 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) return decode_png(bytes, path);
   if (bytes.size() >= 3 && uint8_t(bytes[0]) == 0xFF && uint8_t(bytes[1]) == 0xD8 && uint8_t(bytes[2]) == 0xFF)
     return apply_exif_orientation(decode_jpeg(bytes, path), jpeg_exif_orientation(bytes));
   if (bytes.size() >= 12 && bytes.compare(0, 4, "RIFF") == 0 && bytes.compare(8, 4, "WEBP") == 0) return decode_webp(bytes, path);

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <mutex>
 #include <set>
-#include <utility>
 
 #include "core/error.h"
 
@@ -57,7 +56,6 @@ InputFile::~InputFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-int InputFile::release() { return std::exchange(fd_, -1); }
 
 std::string read_file(const std::string& path, uint64_t max_bytes, const std::string& what) {
   const InputFile file(path);

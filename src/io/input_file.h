@@ -23,8 +23,6 @@ class InputFile {
   InputFile& operator=(const InputFile&) = delete;
   int fd() const { return fd_; }
   uint64_t size() const { return size_; }
-  // Hands the descriptor over (e.g. to fdopen); the caller closes it.
-  int release();
 
  private:
   int fd_ = -1;

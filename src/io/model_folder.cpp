@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/model_source.h"
 
 namespace fs = std::filesystem;
@@ -48,7 +49,7 @@ static std::vector<std::string> shards_of(const fs::path& index_path) {
     if (!file.is_string()) throw Error(index_path.string(), "weight_map values must be file names");
     const std::string name = file.get<std::string>();
     if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
-      throw Error(index_path.string(), "shard name \"" + name + "\" points outside the folder");
+      throw Error(index_path.string(), "shard name " + in_quotes(name) + " points outside the folder");
     files.insert((index_path.parent_path() / name).string());
   }
   return {files.begin(), files.end()};

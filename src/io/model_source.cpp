@@ -1,9 +1,10 @@
 #include "io/model_source.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
-#include <regex>
 
 #include "core/error.h"
 #include "io/input_file.h"
@@ -47,10 +48,25 @@ static std::string read_first_line(const fs::path& p) {
   return line;
 }
 
+// "name" or "org/name" as the Hub allows them: each part 1..96 of [A-Za-z0-9._-], starting with a
+// letter or digit, no "..". Checked by hand: std::regex recurses per character and overflowed the
+// stack on a 128 KB --model.
+static bool is_hub_id(const std::string& spec) {
+  const size_t slash = spec.find('/');
+  auto valid_part = [](const std::string& part) {
+    if (part.empty() || part.size() > 96 || !std::isalnum(static_cast<unsigned char>(part[0]))) return false;
+    return std::all_of(part.begin(), part.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    });
+  };
+  if (spec.find("..") != std::string::npos) return false;
+  if (slash == std::string::npos) return valid_part(spec);
+  return valid_part(spec.substr(0, slash)) && valid_part(spec.substr(slash + 1));
+}
+
 // "org/name" -> <hub cache>/<kind>--org--name/snapshots/<commit of revision>.
 static std::string resolve_hub_snapshot(const std::string& spec, const std::string& revision, const std::string& kind) {
-  static const std::regex hub_id(R"(^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$)");
-  if (!std::regex_match(spec, hub_id) || spec.find("..") != std::string::npos)
+  if (!is_hub_id(spec))
     throw Error(spec, "no such folder, and not a Hugging Face id of the form org/name");
 
   std::error_code ec;

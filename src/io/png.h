@@ -18,6 +18,8 @@ void write_png(const std::string& path, const RgbImage& image, const std::map<st
 
 // Decodes any PNG (grey, palette, alpha, 16-bit) to 8-bit RGB; errors name the file.
 RgbImage read_png(const std::string& path);
+// The same for the bytes of a file already read (`path` names it in errors).
+RgbImage decode_png(const std::string& bytes, const std::string& path);
 
 // The tEXt/iTXt/zTXt chunks of a PNG.
 std::map<std::string, std::string> read_png_text(const std::string& path);

@@ -206,11 +206,11 @@ void write_safetensors(const std::string& path, std::vector<TensorBytes> tensors
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     if (t.name == "__metadata__") throw Error(path, "a tensor cannot be named __metadata__");
-    if (i > 0 && tensors[i - 1].name == t.name) throw Error(path, "tensor \"" + t.name + "\" given twice");
+    if (i > 0 && tensors[i - 1].name == t.name) throw Error(path, "tensor " + in_quotes(t.name) + " given twice");
     uint64_t expected = dtype_size(t.dtype);
     for (int64_t d : t.shape) expected *= uint64_t(d);
     if (expected != t.nbytes)
-      throw Error(path, "tensor \"" + t.name + "\": " + std::to_string(t.nbytes) + " bytes do not match its shape");
+      throw Error(path, "tensor " + in_quotes(t.name) + ": " + std::to_string(t.nbytes) + " bytes do not match its shape");
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }

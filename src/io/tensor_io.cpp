@@ -38,7 +38,7 @@ static DType from_scalar_type(at::ScalarType type, const std::string& path, cons
     case at::kChar: return DType::I8;
     case at::kByte: return DType::U8;
     case at::kBool: return DType::Bool;
-    default: throw Error(path, "tensor \"" + name + "\": dtype cannot be stored in safetensors");
+    default: throw Error(path, "tensor " + in_quotes(name) + ": dtype cannot be stored in safetensors");
   }
 }
 
@@ -104,11 +104,11 @@ static std::string shape_text(at::IntArrayRef shape) {
 static void fill_from(const SafetensorsSet& files, const std::string& key, at::Tensor& target, bool required) {
   const auto found = files.find(key);
   if (!found.entry) {
-    if (required) throw Error(files.describe(), "missing tensor \"" + key + "\" (weights of another model or config?)");
+    if (required) throw Error(files.describe(), "missing tensor " + in_quotes(key) + " (weights of another model or config?)");
     return;
   }
   if (at::IntArrayRef(found.entry->shape) != target.sizes())
-    throw Error(found.file->path(), "tensor \"" + key + "\" has shape " + shape_text(found.entry->shape) +
+    throw Error(found.file->path(), "tensor " + in_quotes(key) + " has shape " + shape_text(found.entry->shape) +
                                         " but the model built from its config needs " + shape_text(target.sizes()));
   at::Tensor value = read_tensor(*found.file, *found.entry, target.scalar_type());
   // After conversion: fp32 weights over 65504 become infinite in fp16.

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/printable.h"
 
 namespace sdtune::lora {
 
@@ -54,7 +55,7 @@ LoraAdapters LoraAdapters::attach_from(torch::nn::Module& model, const LoraFile&
     if (m.component != component) continue;
     auto it = layers.find(m.module);
     if (it == layers.end() || m.down.dim() != 2 || it->second->weight.size(0) != m.up.size(0) || it->second->weight.size(1) != m.down.size(1))
-      throw Error(file.path, "LoRA module \"" + m.key_prefix + "\" does not fit an adaptable projection of the model");
+      throw Error(file.path, "LoRA module " + in_quotes(m.key_prefix) + " does not fit an adaptable projection of the model");
     const double alpha = m.alpha.value_or(double(m.rank()));
     const auto options = it->second->weight.options().dtype(torch::kFloat);
     it->second->adapters.push_back({m.down.to(options).clone().requires_grad_(true), m.up.to(options).clone().requires_grad_(true),

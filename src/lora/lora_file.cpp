@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <regex>
 
 #include "core/error.h"
 #include "core/printable.h"
@@ -51,6 +50,21 @@ Component component_of(std::string* module) {
   return Component::UNet;
 }
 
+// Old attention-processor keys: "<attn>.processor.to_q_lora" -> "<attn>.to_q" (to_out_lora -> to_out.0).
+// Plain string tests: std::regex recurses per character and overflowed the stack on a 200 KB key.
+bool old_processor_module(std::string* module) {
+  static const std::string marker = ".processor.";
+  const size_t at = module->rfind(marker);
+  if (at == std::string::npos) return false;
+  const std::string projection = module->substr(at + marker.size());
+  for (const char* name : {"to_q", "to_k", "to_v", "to_out"}) {
+    if (projection != std::string(name) + "_lora") continue;
+    *module = module->substr(0, at) + "." + name + (projection == "to_out_lora" ? ".0" : "");
+    return true;
+  }
+  return false;
+}
+
 c10::optional<ParsedKey> parse_key(const std::string& key) {
   static const std::vector<std::pair<std::string, Role>> kohya_suffixes = {
       {".lora_down.weight", Role::Down}, {".lora_up.weight", Role::Up}, {".alpha", Role::Alpha}};
@@ -71,14 +85,8 @@ c10::optional<ParsedKey> parse_key(const std::string& key) {
   for (const auto& [suffix, role, format] : dotted_suffixes) {
     if (!ends_with(key, suffix)) continue;
     std::string module = key.substr(0, key.size() - suffix.size());
-    // Old attention-processor keys: <attn>.processor.to_q_lora.down.weight -> <attn>.to_q
-    static const std::regex old_processor(R"(^(.*)\.processor\.(to_q|to_k|to_v|to_out)_lora$)");
-    std::smatch m;
     std::string fmt = format;
-    if (std::regex_match(module, m, old_processor)) {
-      module = m[1].str() + "." + m[2].str() + (m[2].str() == "to_out" ? ".0" : "");
-      fmt = "diffusers-old";
-    }
+    if (old_processor_module(&module)) fmt = "diffusers-old";
     const Component component = component_of(&module);
     return ParsedKey{fmt, component, module, false, role};
   }
@@ -167,7 +175,7 @@ LoraFormat parse_lora_format(const std::string& name) {
   if (name == "diffusers") return LoraFormat::Diffusers;
   if (name == "peft") return LoraFormat::Peft;
   if (name == "kohya") return LoraFormat::Kohya;
-  throw Error("--format", "unknown LoRA format \"" + name + "\" (expected diffusers, peft or kohya)");
+  throw Error("--format", "unknown LoRA format " + in_quotes(name) + " (expected diffusers, peft or kohya)");
 }
 
 void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format) {

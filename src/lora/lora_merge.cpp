@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "lora/module_names.h"
 
 namespace sdtune::lora {
@@ -76,7 +77,7 @@ MergeReport LoraMerger::merge(const LoraFile& lora, double weight, bool allow_pa
         report.skipped.push_back(m.key_prefix);
         continue;
       }
-      throw Error(lora.path, "LoRA module \"" + m.key_prefix + "\" " + problem +
+      throw Error(lora.path, "LoRA module " + in_quotes(m.key_prefix) + " " + problem +
                                  " (is this LoRA made for another base model? --lora_allow_partial skips such modules)");
     }
     const double scale = weight * m.alpha.value_or(double(m.rank())) / double(m.rank());

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/json_file.h"
 
 namespace F = torch::nn::functional;
@@ -26,7 +27,7 @@ ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j, const std::str
   c.hidden_act = io::config_value<std::string>(j, "hidden_act", "quick_gelu", where);
   c.eos_token_id = io::config_value<int64_t>(j, "eos_token_id", 2, where);
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
-    throw Error(where, "unsupported hidden_act \"" + c.hidden_act + "\" (expected quick_gelu or gelu)");
+    throw Error(where, "unsupported hidden_act " + in_quotes(c.hidden_act) + " (expected quick_gelu or gelu)");
   if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_hidden_layers <= 0 ||
       c.num_attention_heads <= 0 || c.max_position_embeddings <= 0 || c.hidden_size % c.num_attention_heads != 0)
     throw Error(where, "inconsistent sizes (hidden_size must be a positive multiple of num_attention_heads)");

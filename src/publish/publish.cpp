@@ -112,6 +112,8 @@ std::vector<std::pair<std::string, std::string>> newest_samples(const std::strin
 }  // namespace
 
 std::string hub_repo_id(const std::string& remote) {
+  // std::regex recurses per character: a remote longer than any Hub URL is not matched at all.
+  if (remote.size() > 512) return "";
   static const std::regex hub(R"(^https://(?:[^@/]+@)?huggingface\.co/([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*?)(?:\.git)?/?$)");
   std::smatch m;
   return std::regex_match(remote, m, hub) ? m[1].str() : "";

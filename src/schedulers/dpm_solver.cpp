@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "schedulers/registry.h"
 
 namespace sdtune::schedulers {
@@ -35,7 +36,7 @@ class DpmSolverScheduler : public Scheduler {
     for (const char* key : {"use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas"})
       if (c.flag(key, false)) throw Error(c.where(), std::string("unsupported ") + key);
     const std::string variance = c.text("variance_type", "");
-    if (!variance.empty()) throw Error(c.where(), "unsupported variance_type \"" + variance + "\"");
+    if (!variance.empty()) throw Error(c.where(), "unsupported variance_type " + in_quotes(variance));
   }
   std::string name() const override { return "dpmpp_2m"; }
 

@@ -1,6 +1,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "schedulers/registry.h"
 
 namespace sdtune::schedulers {
@@ -47,11 +48,11 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const nlohman
     for (const auto& e : kSchedulers)
       if (cls == e.diffusers_class) wanted = e.name;
     if (wanted.empty())
-      throw Error(where, "scheduler class \"" + cls + "\" is not supported; pick one with --scheduler (" + name_list() + ")");
+      throw Error(where, "scheduler class " + in_quotes(cls) + " is not supported; pick one with --scheduler (" + name_list() + ")");
   }
   for (const auto& e : kSchedulers)
     if (wanted == e.name) return e.make(reader, options);
-  throw Error("--scheduler", "unknown scheduler \"" + wanted + "\" (expected one of " + name_list() + ")");
+  throw Error("--scheduler", "unknown scheduler " + in_quotes(wanted) + " (expected one of " + name_list() + ")");
 }
 
 }  // namespace sdtune::schedulers

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/json_file.h"
 
 namespace sdtune::schedulers {
@@ -47,7 +48,7 @@ void ConfigReader::check_choice(const std::string& key, const std::string& value
   if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
   std::string list;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  throw Error(where_, "unsupported " + key + " \"" + value + "\" (supported: " + list + ")");
+  throw Error(where_, "unsupported " + key + " " + in_quotes(value) + " (supported: " + list + ")");
 }
 
 namespace {
@@ -179,7 +180,7 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int64_t train_s
   } else if (spacing == "trailing") {
     t = trailing_timesteps(train_steps, train_steps, steps);
   } else {
-    throw Error("timestep_spacing", "unsupported value \"" + spacing + "\" (expected leading, trailing or linspace)");
+    throw Error("timestep_spacing", "unsupported value " + in_quotes(spacing) + " (expected leading, trailing or linspace)");
   }
   check_timesteps(t, train_steps, steps_offset);
   return t;
@@ -198,7 +199,7 @@ std::vector<double> multistep_timesteps(const std::string& spacing, int64_t trai
   } else if (spacing == "trailing") {
     t = trailing_timesteps(train_steps, last, steps);
   } else {
-    throw Error("timestep_spacing", "unsupported value \"" + spacing + "\" (expected leading, trailing or linspace)");
+    throw Error("timestep_spacing", "unsupported value " + in_quotes(spacing) + " (expected leading, trailing or linspace)");
   }
   check_timesteps(t, train_steps, steps_offset);
   return t;

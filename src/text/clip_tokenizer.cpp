@@ -114,7 +114,7 @@ int64_t ClipTokenizer::id_of(const std::string& token, const std::string& where)
   if (it != vocab_.end()) return it->second;
   for (const auto& added : added_tokens_)
     if (added.content == token) return added.id;
-  throw Error(where, "special token \"" + token + "\" is not in the vocabulary");
+  throw Error(where, "special token " + in_quotes(token) + " is not in the vocabulary");
 }
 
 void ClipTokenizer::read_special_tokens(const std::string& folder) {

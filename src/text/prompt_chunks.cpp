@@ -1,6 +1,7 @@
 #include "text/prompt_chunks.h"
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "text/prompt_parser.h"
 
 namespace sdtune::text {
@@ -40,7 +41,7 @@ std::vector<WeightedText> fragments_of(const std::string& prompt, PromptWeightin
 PromptWeighting parse_prompt_weighting(const std::string& value, const std::string& flag) {
   if (value == "none") return PromptWeighting::None;
   if (value == "a1111") return PromptWeighting::A1111;
-  throw Error(flag, "unknown value \"" + value + "\" (expected none or a1111)");
+  throw Error(flag, "unknown value " + in_quotes(value) + " (expected none or a1111)");
 }
 
 bool TokenizedPrompt::has_weights() const {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "io/tensor_io.h"
@@ -130,7 +131,7 @@ std::string find_checkpoint(const std::string& output_dir, const std::string& sp
   }
   for (const auto& candidate : {fs::path(spec), fs::path(output_dir) / spec})
     if (fs::is_directory(candidate)) return candidate.string();
-  throw Error("--resume_from_checkpoint", "no checkpoint folder \"" + spec + "\" (looked as given and in " + output_dir + ")");
+  throw Error("--resume_from_checkpoint", "no checkpoint folder " + in_quotes(spec) + " (looked as given and in " + output_dir + ")");
 }
 
 std::vector<std::string> prune_checkpoints(const std::string& output_dir, int64_t limit) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/image_limits.h"
 #include "io/input_file.h"
 #include "io/json_file.h"
@@ -75,11 +76,11 @@ std::vector<std::string> captions_of(const nlohmann::json& value) {
 void add_item(Dataset& d, const std::string& file_name, std::vector<std::string> captions, const std::string& origin,
               std::map<std::string, std::string>* seen) {
   if (file_name.empty() || fs::path(file_name).is_absolute() || file_name.find("..") != std::string::npos) {
-    d.problems.push_back({origin, "file_name \"" + file_name + "\" must be a path inside the dataset folder"});
+    d.problems.push_back({origin, "file_name " + in_quotes(file_name) + " must be a path inside the dataset folder"});
     return;
   }
   if (auto it = seen->find(file_name); it != seen->end()) {
-    d.problems.push_back({origin, "duplicate file name \"" + file_name + "\" (also at " + it->second + ")"});
+    d.problems.push_back({origin, "duplicate file name " + in_quotes(file_name) + " (also at " + it->second + ")"});
     return;
   }
   (*seen)[file_name] = origin;
@@ -116,7 +117,7 @@ void read_jsonl(Dataset& d, const fs::path& path, const DatasetOptions& o) {
     }
     const std::string image_key = row.contains(o.image_column) ? o.image_column : "file_name";
     if (!row.contains(image_key) || !row[image_key].is_string()) {
-      d.problems.push_back({where, "no \"file_name\" (or \"" + o.image_column + "\") string"});
+      d.problems.push_back({where, "no \"file_name\" (or " + in_quotes(o.image_column) + ") string"});
       continue;
     }
     add_item(d, row[image_key].get<std::string>(), row.contains(o.caption_column) ? captions_of(row[o.caption_column]) : std::vector<std::string>{},

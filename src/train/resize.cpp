@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/printable.h"
 
 namespace sdtune::train {
 
@@ -74,7 +75,7 @@ Interpolation parse_interpolation(const std::string& name, const std::string& fl
   if (name == "bicubic") return Interpolation::Bicubic;
   if (name == "bilinear") return Interpolation::Bilinear;
   if (name == "nearest") return Interpolation::Nearest;
-  throw Error(flag, "unknown interpolation \"" + name + "\" (lanczos, bicubic, bilinear or nearest)");
+  throw Error(flag, "unknown interpolation " + in_quotes(name) + " (lanczos, bicubic, bilinear or nearest)");
 }
 
 FloatImage resize(const io::RgbImage& image, int64_t width, int64_t height, Interpolation mode) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/atomic_file.h"
 #include "io/input_file.h"
 #include "io/model_folder.h"
@@ -49,7 +50,7 @@ at::ScalarType weight_dtype(const TrainOptions& o) {
     if (!o.load.device.is_cuda()) throw Error("--mixed_precision", "fp16 needs --device cuda (on CPU use bf16 or no)");
     return torch::kHalf;
   }
-  throw Error("--mixed_precision", "must be no, bf16 or fp16, not \"" + o.mixed_precision + "\"");
+  throw Error("--mixed_precision", "must be no, bf16 or fp16, not " + in_quotes(o.mixed_precision));
 }
 
 // Keeps the log lines of steps up to `last_step` (a resumed run rewrites what came after).

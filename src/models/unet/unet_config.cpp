@@ -1,6 +1,7 @@
 #include "models/unet/unet_config.h"
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/json_file.h"
 
 namespace sdtune::models {
@@ -16,7 +17,7 @@ std::vector<T> per_block(const nlohmann::json& j, const std::string& key, const 
   if (it->is_array()) {
     auto values = io::config_value<std::vector<T>>(j, key, {}, where);
     if (values.size() != count)
-      throw Error(where, "config key \"" + key + "\" has " + std::to_string(values.size()) + " entries for " +
+      throw Error(where, "config key " + in_quotes(key) + " has " + std::to_string(values.size()) + " entries for " +
                              std::to_string(count) + " blocks");
     return values;
   }
@@ -77,11 +78,11 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j, const std::string& whe
   if (blocks == 0 || c.down_block_types.size() != blocks || c.up_block_types.size() != blocks)
     throw Error(where, "block_out_channels, down_block_types and up_block_types must have the same, non-zero length");
   for (const auto& t : c.down_block_types)
-    if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D") throw Error(where, "unsupported down block type \"" + t + "\"");
+    if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D") throw Error(where, "unsupported down block type " + in_quotes(t));
   for (const auto& t : c.up_block_types)
-    if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D") throw Error(where, "unsupported up block type \"" + t + "\"");
+    if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D") throw Error(where, "unsupported up block type " + in_quotes(t));
   const std::string mid = io::config_value<std::string>(j, "mid_block_type", "UNetMidBlock2DCrossAttn", where);
-  if (mid != "UNetMidBlock2DCrossAttn") throw Error(where, "unsupported mid_block_type \"" + mid + "\"");
+  if (mid != "UNetMidBlock2DCrossAttn") throw Error(where, "unsupported mid_block_type " + in_quotes(mid));
 
   c.layers_per_block = per_block<int64_t>(j, "layers_per_block", 2, blocks, where);
   // diffusers: num_attention_heads = num_attention_heads or attention_head_dim.

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/json_file.h"
 #include "models/vae/tiling.h"
 
@@ -66,7 +67,7 @@ VaeConfig VaeConfig::from_json(const nlohmann::json& j, const std::string& where
   if (j.contains("shift_factor") && !j["shift_factor"].is_null()) throw Error(where, "unsupported VAE config shift_factor (not an SD 1.x/2.x VAE)");
   for (const char* key : {"down_block_types", "up_block_types"})
     for (const auto& t : io::config_value<std::vector<std::string>>(j, key, {}, where))
-      if (t != "DownEncoderBlock2D" && t != "UpDecoderBlock2D") throw Error(where, std::string("unsupported ") + key + " \"" + t + "\"");
+      if (t != "DownEncoderBlock2D" && t != "UpDecoderBlock2D") throw Error(where, std::string("unsupported ") + key + " " + in_quotes(t));
   return c;
 }
 
