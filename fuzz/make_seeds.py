@@ -3,13 +3,17 @@
 honest files of each kind (images by Pillow, as the training script reads them). Inputs that once
 crashed a target are kept apart in fuzz/corpus/<target>/crash-* and are never rewritten here.
 
-Run with Pillow pinned:  ~/.cache/sdtune/pillow-venv/bin/python fuzz/make_seeds.py
-(python -m venv v && v/bin/pip install pillow==11.3.0)
+Run with Pillow pinned:  ~/.cache/sdtune/pillow-venv/bin/python fuzz/make_seeds.py [--sdtune build/sdtune]
+(python -m venv v && v/bin/pip install pillow==11.3.0). With --sdtune, a one-step training run on the
+SD 2 test model gives the checkpoint seeds; without it they are left as they are.
 """
+import argparse
 import io
 import json
 import pathlib
 import struct
+import subprocess
+import tempfile
 
 import PIL
 from PIL import Image, PngImagePlugin
@@ -212,6 +216,59 @@ def png_text_seeds():
         write(t, name, png(image, pnginfo=info))
 
 
+def checkpoint_seeds(sdtune):
+    t = "checkpoint_fuzzer"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "data").mkdir()
+        rows = []
+        for i in range(8):
+            Image.new("RGB", (32, 32), (i * 30, 100, 200)).save(tmp / "data" / f"{i}.png")
+            rows.append(json.dumps({"file_name": f"{i}.png", "text": f"(lora-misato-token) picture {i}"}))
+        (tmp / "data" / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+        subprocess.run([sdtune, "train", f"--pretrained_model_name_or_path={data / 'tiny-sd2' / 'pipeline'}",
+                        f"--train_data_dir={tmp / 'data'}", "--resolution=32", "--train_batch_size=1", "--max_train_steps=1",
+                        "--checkpointing_steps=1", "--seed=1", f"--output_dir={tmp / 'out'}"], check=True, capture_output=True)
+        checkpoint = tmp / "out" / "checkpoint-1"
+        state = (checkpoint / "state.json").read_bytes()
+        random = (checkpoint / "random_states.safetensors").read_bytes()
+    write(t, "after_one_step.txt", state + SEP + random)
+    fp16 = json.loads(state)
+    fp16["position"].update(loss_scale=65536.0, scale_growth_tracker=3)
+    write(t, "fp16_scaler.txt", json.dumps(fp16).encode() + SEP + random)
+
+
+def model_card_seeds():
+    t = "model_card_fuzzer"
+    write(t, "card.md", """---
+base_model: stabilityai/stable-diffusion-2
+license: openrail++
+library_name: diffusers
+pipeline_tag: text-to-image
+tags:
+- stable-diffusion
+- text-to-image
+- diffusers
+- lora
+instance_prompt: (lora-misato-token)
+widget:
+- text: a picture of (lora-misato-token)
+  output:
+    url: samples/0.png
+---
+
+# LoRA text-to-image fine-tune
+""")
+    write(t, "flow_style.md", "---\n{library_name: diffusers, tags: [lora, text-to-image], base_model: x, license: mit, "
+                              "widget: [{output: {url: ../../etc/passwd}}], anchors: &a [*a]}\n---\n")
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--sdtune", help="the sdtune binary, to make the checkpoint seeds")
+args = parser.parse_args()
+if args.sdtune:
+    checkpoint_seeds(args.sdtune)
+model_card_seeds()
 safetensors_seeds()
 lora_seeds()
 json_config_seeds()

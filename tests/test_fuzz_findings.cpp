@@ -7,9 +7,14 @@
 #include <functional>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "io/image_file.h"
+#include "io/input_file.h"
 #include "io/png.h"
+#include "schedulers/scheduler.h"
 #include "test_util.h"
+#include "text/prompt_chunks.h"
 
 namespace {
 
@@ -45,6 +50,31 @@ TEST(FuzzFindings, APngChunkLongerThanTheFileIsRefusedBeforeLibpngAllocatesIt) {
     EXPECT_NE(error_of(read).find("corrupt PNG: chunk \"zTXt\" declares 2097152129 bytes, more than the file holds"),
               std::string::npos);
   EXPECT_LT(peak_memory_mib(), before + 64);
+}
+
+// A scheduler config whose _class_name is a number: nlohmann's type_error escaped, a message that
+// names no file.
+TEST(FuzzFindings, ASchedulerClassNameThatIsNotAStringIsAConfigError) {
+  const auto config = nlohmann::json::parse(R"({"_class_name": 0, "trained_betas": null})");
+  EXPECT_EQ(error_of([&] { sdtune::schedulers::make_scheduler("", config, {}, "scheduler_config.json"); }),
+            "scheduler_config.json: config key \"_class_name\" must be a string, got 0");
+}
+
+// "(text:7777...771.1)" is a finite double but infinite as the float that scales the embeddings (and
+// a few thousand nested brackets overflow alike): the image would be NaN.
+TEST(FuzzFindings, AnEmphasisWeightBeyondAFloatIsRefused) {
+  const std::string input = finding("prompt_text_fuzzer", "crash-weight-overflows-float");
+  const std::string prompt = sdtune::io::read_file(input, 1 << 20, "prompt");
+  const sdtune::text::ClipTokenizer tokenizer(sdtune::test::data_path("tiny-sd2/pipeline/tokenizer"));
+  const sdtune::text::PromptOptions a1111{sdtune::text::PromptWeighting::A1111, false};
+  EXPECT_NE(error_of([&] { sdtune::text::tokenize_prompt(tokenizer, prompt, a1111, "--prompt"); })
+                .find("--prompt: an emphasis weight of 7.07071e+91 (on \"balan\") is beyond +-1000"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { sdtune::text::tokenize_prompt(tokenizer, std::string(5000, '(') + "x", a1111, "--prompt"); })
+                .find("is beyond +-1000 (brackets nested too deep"),
+            std::string::npos);
+  EXPECT_NO_THROW(sdtune::text::tokenize_prompt(tokenizer, "(x:999) [y]", a1111, "--prompt"));
+  EXPECT_NO_THROW(sdtune::text::tokenize_prompt(tokenizer, prompt, {}, "--prompt"));  // no emphasis: plain text
 }
 
 }  // namespace

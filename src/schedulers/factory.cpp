@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/printable.h"
+#include "io/json_file.h"
 #include "schedulers/registry.h"
 
 namespace sdtune::schedulers {
@@ -44,7 +45,7 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const nlohman
   const ConfigReader reader(config, where);
   std::string wanted = name;
   if (wanted.empty()) {  // the model's own scheduler
-    const std::string cls = config.value("_class_name", std::string());
+    const std::string cls = io::config_value<std::string>(config, "_class_name", "", where);
     for (const auto& e : kSchedulers)
       if (cls == e.diffusers_class) wanted = e.name;
     if (wanted.empty())

@@ -1,5 +1,8 @@
 #include "text/prompt_chunks.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include "core/error.h"
 #include "core/printable.h"
 #include "text/prompt_parser.h"
@@ -31,9 +34,19 @@ PromptChunk make_chunk(const ClipTokenizer& tokenizer, const std::vector<Weighte
 }
 
 // Emphasis fragments of the prompt: the whole text at weight 1 unless A1111 parsing is asked for.
-std::vector<WeightedText> fragments_of(const std::string& prompt, PromptWeighting weighting) {
-  if (weighting == PromptWeighting::A1111) return parse_prompt_weights(prompt);
-  return {{prompt, 1.0}};
+// A weight must stay finite as the float that scales the embeddings: "(x:1e92)" or a few thousand
+// nested brackets (1.1 each) would turn the image into NaN.
+std::vector<WeightedText> fragments_of(const std::string& prompt, PromptWeighting weighting, const std::string& where) {
+  if (weighting != PromptWeighting::A1111) return {{prompt, 1.0}};
+  std::vector<WeightedText> fragments = parse_prompt_weights(prompt);
+  for (const WeightedText& f : fragments)
+    if (!std::isfinite(float(f.weight)) || std::fabs(f.weight) > kMaxEmphasisWeight) {
+      char weight[32];
+      std::snprintf(weight, sizeof weight, "%g", f.weight);
+      throw Error(where, "an emphasis weight of " + std::string(weight) + " (on " + in_quotes(f.text, 40) + ") is beyond +-" +
+                             std::to_string(int(kMaxEmphasisWeight)) + " (brackets nested too deep, or a huge (text:weight))");
+    }
+  return fragments;
 }
 
 }  // namespace
@@ -59,7 +72,7 @@ TokenizedPrompt tokenize_prompt(const ClipTokenizer& tokenizer, const std::strin
   if (options.truncate) {
     std::vector<WeightedToken> kept;
     std::vector<int64_t> dropped;
-    for (const auto& fragment : fragments_of(prompt, options.weighting)) {
+    for (const auto& fragment : fragments_of(prompt, options.weighting, where)) {
       for (const Token& t : tokenizer.tokenize(fragment.text)) {
         ++result.token_count;
         if (kept.size() < chunk_length)
@@ -87,7 +100,7 @@ TokenizedPrompt tokenize_prompt(const ClipTokenizer& tokenizer, const std::strin
     current.clear();
     last_comma = -1;
   };
-  for (const auto& fragment : fragments_of(prompt, options.weighting)) {
+  for (const auto& fragment : fragments_of(prompt, options.weighting, where)) {
     if (fragment.is_break) {
       flush();
       continue;

@@ -30,6 +30,10 @@ struct TokenizedPrompt {
 // attention to the whole prompt is useful for, and it bounds the memory a hostile prompt can ask for.
 constexpr size_t kMaxPromptChunks = 64;
 
+// Largest emphasis weight accepted (A1111 has no bound; ours keeps the scaled embeddings finite, far
+// beyond the 0.5..2 that prompts use).
+constexpr double kMaxEmphasisWeight = 1000;
+
 struct PromptOptions {
   PromptWeighting weighting = PromptWeighting::None;
   // false: long prompts become several chunks (A1111); true: cut after the first chunk (diffusers).

@@ -1,9 +1,11 @@
 #include "train/checkpoint.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -83,26 +85,31 @@ CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer
   for (const char* name : {kWeights, kOptimizer, kRandom, kState})
     if (!fs::exists(fs::path(path) / name)) throw Error(path, std::string("is not a whole checkpoint: ") + name + " is missing");
   CheckpointState state;
-  const auto json = io::read_json_file((fs::path(path) / kState).string());
-  try {
-    const auto& p = json.at("position");
-    state.position.step = p.at("step").get<int64_t>();
-    state.position.epoch = p.at("epoch").get<int64_t>();
-    state.position.next_batch = p.at("next_batch").get<int64_t>();
-    state.position.seconds = p.at("seconds").get<double>();
-    state.position.loss_scale = p.at("loss_scale").get<double>();
-    state.position.scale_growth_tracker = p.at("scale_growth_tracker").get<int64_t>();
-    state.arguments = json.at("arguments");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error((fs::path(path) / kState).string(), std::string("unexpected content: ") + e.what());
-  }
-  const auto random = io::read_all_tensors((fs::path(path) / kRandom).string());
+  const std::string state_path = (fs::path(path) / kState).string();
+  const auto json = io::read_json_file(state_path);
+  const io::Json position = json.is_object() ? json.value("position", io::Json()) : io::Json();
+  if (!position.is_object() || !json.contains("arguments") || !json["arguments"].is_object())
+    throw Error(state_path, "needs a \"position\" and an \"arguments\" object");
+  state.position.step = io::config_required<int64_t>(position, "step", state_path);
+  state.position.epoch = io::config_required<int64_t>(position, "epoch", state_path);
+  state.position.next_batch = io::config_required<int64_t>(position, "next_batch", state_path);
+  state.position.seconds = io::config_required<double>(position, "seconds", state_path);
+  state.position.loss_scale = io::config_required<double>(position, "loss_scale", state_path);
+  state.position.scale_growth_tracker = io::config_required<int64_t>(position, "scale_growth_tracker", state_path);
+  state.arguments = json["arguments"];
+  const std::string random_path = (fs::path(path) / kRandom).string();
+  const auto random = io::read_all_tensors(random_path);
   for (const char* name : {"generator_state", "epoch_order"})
-    if (!random.count(name)) throw Error((fs::path(path) / kRandom).string(), std::string("has no tensor ") + name);
+    if (!random.count(name)) throw Error(random_path, std::string("has no tensor ") + name);
   state.generator_state = random.at("generator_state").clone();
+  if (state.generator_state.scalar_type() != torch::kByte) throw Error(random_path, "generator_state must be uint8");
+  try {  // LibTorch checks the state's size and layout; its message would not name the file
+    at::make_generator<at::CPUGeneratorImpl>().set_state(state.generator_state);
+  } catch (const c10::Error& e) {
+    throw Error(random_path, "generator_state is not a CPU generator's state: " + printable(e.what_without_backtrace()));
+  }
+  if (at::isFloatingType(random.at("epoch_order").scalar_type())) throw Error(random_path, "epoch_order must hold integers");
   state.epoch_order = random.at("epoch_order").to(torch::kLong).clone();
-  if (state.generator_state.scalar_type() != torch::kByte)
-    throw Error((fs::path(path) / kRandom).string(), "generator_state must be uint8");
   try {
     torch::serialize::InputArchive archive;
     archive.load_from((fs::path(path) / kOptimizer).string());
@@ -111,6 +118,19 @@ CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer
     throw Error((fs::path(path) / kOptimizer).string(), std::string("cannot read the optimizer state: ") + e.what_without_backtrace());
   }
   return state;
+}
+
+void check_checkpoint_fits(const CheckpointState& state, int64_t examples, int64_t batches_per_epoch,
+                           const std::string& path) {
+  const TrainingPosition& p = state.position;
+  if (p.step < 0 || p.epoch < 0 || p.next_batch < 0 || p.next_batch > batches_per_epoch || !std::isfinite(p.seconds) ||
+      !std::isfinite(p.loss_scale) || p.loss_scale < 0)
+    throw Error(path + "/state.json", "position (step, epoch, next_batch, seconds, loss_scale) is out of range for this run");
+  const at::Tensor order = state.epoch_order;
+  const bool permutation = order.dim() == 1 && order.numel() == examples &&
+                           (examples == 0 || torch::equal(std::get<0>(order.sort()), torch::arange(examples, torch::kLong)));
+  if (!permutation)
+    throw Error(path + "/random_states.safetensors", "epoch_order is not an order of this run's " + std::to_string(examples) + " examples");
 }
 
 std::vector<std::string> list_checkpoints(const std::string& output_dir) {

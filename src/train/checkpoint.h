@@ -47,6 +47,12 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
 // <path>/pytorch_lora_weights.safetensors.
 CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer& optimizer);
 
+// A checkpoint's position and epoch order index the dataset: an Error naming the file unless they fit
+// a run of `examples` examples in `batches_per_epoch` batches (a hostile or foreign state.json /
+// random_states.safetensors must not send the loop outside its data).
+void check_checkpoint_fits(const CheckpointState& state, int64_t examples, int64_t batches_per_epoch,
+                           const std::string& path);
+
 // The checkpoint-N folders of output_dir, oldest (smallest N) first.
 std::vector<std::string> list_checkpoints(const std::string& output_dir);
 

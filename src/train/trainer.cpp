@@ -83,20 +83,6 @@ void check_resumable(const nlohmann::json& saved, const nlohmann::json& now, con
                                                    : "The last good checkpoint is " + checkpoints.back() + " (--resume_from_checkpoint latest)"));
 }
 
-// A checkpoint's position and epoch order index the dataset: a hostile or foreign state.json /
-// random_states.safetensors must not send the loop outside it.
-void check_position(const CheckpointState& state, int64_t examples, int64_t batches_per_epoch, const std::string& checkpoint) {
-  const TrainingPosition& p = state.position;
-  if (p.step < 0 || p.epoch < 0 || p.next_batch < 0 || p.next_batch > batches_per_epoch || !std::isfinite(p.seconds) ||
-      !std::isfinite(p.loss_scale) || p.loss_scale < 0)
-    throw Error(checkpoint + "/state.json", "position (step, epoch, next_batch, seconds, loss_scale) is out of range for this run");
-  const at::Tensor order = state.epoch_order;
-  const bool permutation = order.dim() == 1 && order.numel() == examples &&
-                           (examples == 0 || torch::equal(std::get<0>(order.sort()), torch::arange(examples, torch::kLong)));
-  if (!permutation)
-    throw Error(checkpoint + "/random_states.safetensors", "epoch_order is not an order of this run's " + std::to_string(examples) + " examples");
-}
-
 }  // namespace
 
 TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
@@ -166,7 +152,7 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
     } else {
       const CheckpointState state = load_checkpoint(path, optimizer);
       check_resumable(state.arguments, record.arguments, path);
-      check_position(state, examples, batches_per_epoch, path);
+      check_checkpoint_fits(state, examples, batches_per_epoch, path);
       adapters.load_weights(lora::read_lora((fs::path(path) / "pytorch_lora_weights.safetensors").string()));
       generator.set_state(state.generator_state);
       position = state.position;
