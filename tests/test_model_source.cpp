@@ -55,6 +55,11 @@ TEST(ModelSource, HubIdResolvesThroughRefsToSnapshot) {
             (repo / "snapshots" / "def456").string());
   const std::string missing_rev = error_of([] { sdtune::io::resolve_model_dir("stabilityai/stable-diffusion-2", "v9"); });
   EXPECT_NE(missing_rev.find("no snapshot for revision \"v9\""), std::string::npos) << missing_rev;
+  // A ref file naming ".." would make the repository folder itself the "snapshot".
+  std::ofstream(repo / "refs" / "escape") << "..";
+  EXPECT_NE(error_of([] { sdtune::io::resolve_model_dir("stabilityai/stable-diffusion-2", "escape"); })
+                .find("no snapshot for revision \"escape\""),
+            std::string::npos);
 }
 
 TEST(ModelSource, HubDatasetResolvesToItsTrainSplitFolder) {

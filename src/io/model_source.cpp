@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/input_file.h"
 
 namespace fs = std::filesystem;
@@ -84,9 +85,11 @@ static std::string resolve_hub_snapshot(const std::string& spec, const std::stri
   const fs::path ref = repo / "refs" / revision;
   if (fs::is_regular_file(ref, ec)) commit = read_first_line(ref);
   const fs::path snapshot = repo / "snapshots" / commit;
-  if (commit.empty() || commit.find('/') != std::string::npos || !fs::is_directory(snapshot, ec))
-    throw Error(spec, "the Hugging Face cache has " + repo.string() + " but no snapshot for revision \"" +
-                          revision + "\" (looked at " + ref.string() + " and " + snapshot.string() + ")" + hint);
+  // A ref file (or --revision) names one folder inside snapshots/, never a way out of it.
+  if (commit.empty() || commit == "." || commit == ".." || commit.find('/') != std::string::npos ||
+      !fs::is_directory(snapshot, ec))
+    throw Error(spec, "the Hugging Face cache has " + repo.string() + " but no snapshot for revision " +
+                          in_quotes(revision) + " (looked at " + ref.string() + " and " + snapshot.string() + ")" + hint);
   return snapshot.string();
 }
 
