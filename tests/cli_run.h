@@ -4,7 +4,9 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 namespace sdtune::test {
@@ -16,6 +18,7 @@ struct Result {
 
 inline Result run_shell(const std::string& command) {
   FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return {-1, "popen failed: " + std::string(std::strerror(errno)) + " (a command line over 128 KiB?)"};
   std::string output;
   std::array<char, 4096> buffer{};
   size_t n;
