@@ -157,12 +157,20 @@ TEST(HostileNumbers, ModelWeightsWithNaNAreRefusedAtLoad) {
   expect_refused(run(generate(model, out, "")), model + "/unet/diffusion_pytorch_model.safetensors: tensor \"conv_in.bias\" holds NaN or infinite values");
 }
 
-TEST(HostileNumbers, ANonFiniteLossStopsTrainingAndKeepsTheCheckpoints) {
-  TempDir data, out;
+// A 4-image training run on tiny SD 1 checkpointing every step, trained for `steps` steps; returns the
+// command, for the test to resume it.
+std::string trained_tiny_run(const TempDir& data, const TempDir& out, int steps) {
   sdtune::test::make_dataset(data, 4);
   const std::string train = "train --model " + data_path("tiny-sd1/pipeline") + " --train_data_dir " + data.path.string() +
                             " --resolution 32 --seed 3 --checkpointing_steps 1 --output_dir " + out.path.string();
-  ASSERT_EQ(run(train + " --max_train_steps 2").exit_code, 0);
+  const auto r = run(train + " --max_train_steps " + std::to_string(steps));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return train;
+}
+
+TEST(HostileNumbers, ANonFiniteLossStopsTrainingAndKeepsTheCheckpoints) {
+  TempDir data, out;
+  const std::string train = trained_tiny_run(data, out, 2);
   // A resumed checkpoint whose LoRA is finite but overflows the UNet: the first loss is inf or NaN.
   const std::string weights = out.file("checkpoint-2/pytorch_lora_weights.safetensors");
   std::vector<std::string> names;
@@ -182,10 +190,7 @@ TEST(HostileNumbers, ANonFiniteLossStopsTrainingAndKeepsTheCheckpoints) {
 
 TEST(HostileFiles, ACheckpointThatPointsOutsideTheDatasetIsRefused) {
   TempDir data, out;
-  sdtune::test::make_dataset(data, 4);
-  const std::string train = "train --model " + data_path("tiny-sd1/pipeline") + " --train_data_dir " + data.path.string() +
-                            " --resolution 32 --checkpointing_steps 1 --output_dir " + out.path.string();
-  ASSERT_EQ(run(train + " --max_train_steps 1").exit_code, 0);
+  const std::string train = trained_tiny_run(data, out, 1);
   rewrite_tensor(out.file("checkpoint-1/random_states.safetensors"), "epoch_order", [](std::vector<uint8_t>& bytes) {
     const int64_t far = 1000000;  // an example index far past the 4 there are
     std::memcpy(bytes.data(), &far, sizeof far);
@@ -394,6 +399,13 @@ TEST(HostileOutputs, PublishRefusesTrainingStateAnywhereInTheTree) {
   const auto r = run("publish --check " + repo.path.string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("holds extra/deep/optimizer.pt (base model or training state)"), std::string::npos) << r.output;
+  // A widget image outside the folder would not be on the Hub, even when the file exists here.
+  std::ofstream(repo.file("README.md")) << "---\nwidget:\n- output:\n    url: ../" << repo.path.filename().string()
+                                        << "/extra/deep/optimizer.pt\n- output:\n    url: /etc/hostname\n---\n";
+  const auto card = run("publish --check " + repo.path.string());
+  EXPECT_NE(card.output.find("README.md: a widget's image \"../"), std::string::npos) << card.output;
+  EXPECT_NE(card.output.find("README.md: a widget's image \"/etc/hostname\" is not a file inside the folder"), std::string::npos)
+      << card.output;
 }
 
 // A full disk while writing a checkpoint: one error, the earlier checkpoints whole, nothing left

@@ -56,7 +56,6 @@ InputFile::~InputFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-
 std::string read_file(const std::string& path, uint64_t max_bytes, const std::string& what) {
   const InputFile file(path);
   if (file.size() > max_bytes)

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/printable.h"
 #include "io/atomic_file.h"
 #include "io/input_file.h"
 #include "io/subprocess.h"
@@ -189,9 +191,14 @@ std::vector<std::string> check_published(const std::string& repo_dir) {
       for (const char* tag : {"lora", "text-to-image"})
         if (!tags.count(tag)) problems.push_back(std::string("README.md: tags lack ") + tag);
       if (card["widget"])
-        for (const auto& w : card["widget"])
-          if (!w["output"] || !w["output"]["url"] || !fs::exists(dir / w["output"]["url"].as<std::string>()))
-            problems.push_back("README.md: a widget's image is missing from the folder");
+        for (const auto& w : card["widget"]) {
+          const std::string url = w["output"] && w["output"]["url"] ? w["output"]["url"].as<std::string>() : "";
+          const fs::path image(url);
+          // Only a relative path that stays in the folder is pushed with it (an existing ../x or /x is not).
+          const bool inside = !url.empty() && image.is_relative() && std::find(image.begin(), image.end(), "..") == image.end();
+          if (!inside || !fs::is_regular_file(dir / image))
+            problems.push_back("README.md: a widget's image " + in_quotes(url) + " is not a file inside the folder");
+        }
     } catch (const YAML::Exception& e) {
       problems.push_back("README.md: the YAML front matter does not parse: " + std::string(e.what()));
     } catch (const Error& e) {
