@@ -17,7 +17,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/runtime.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "lora/lora_adapters.h"
 #include "models/common/conv2d.h"
 #include "models/common/linear.h"
@@ -58,13 +58,13 @@ sdtune::pipeline::LoadOptions load_options() {
 // Loaded outside inference mode: tensors made under it could not take part in training steps.
 sdtune::models::UNet2DCondition& unet() {
   c10::InferenceMode not_inference(false);
-  static auto model = sdtune::pipeline::load_unet(sdtune::io::ModelFolder(model_dir()), load_options());
+  static auto model = sdtune::pipeline::load_unet(sdtune::io::ModelFiles(model_dir()), load_options());
   return model;
 }
 
 sdtune::models::AutoencoderKL& vae() {
   c10::InferenceMode not_inference(false);
-  static auto model = sdtune::pipeline::load_vae(sdtune::io::ModelFolder(model_dir()), load_options());
+  static auto model = sdtune::pipeline::load_vae(sdtune::io::ModelFiles(model_dir()), load_options());
   return model;
 }
 
@@ -95,7 +95,7 @@ void GemmPeak(benchmark::State& state) {
 // Loading the UNet, text encoder and VAE (fp16 files converted to the compute dtype).
 void ModelLoad(benchmark::State& state) {
   for (auto _ : state) {
-    const sdtune::io::ModelFolder folder(model_dir());
+    const sdtune::io::ModelFiles folder(model_dir());
     benchmark::DoNotOptimize(sdtune::pipeline::load_stable_diffusion(folder, load_options()));
   }
   state.counters["peak_rss"] = peak_rss_bytes();
@@ -103,7 +103,7 @@ void ModelLoad(benchmark::State& state) {
 
 void TextEncode(benchmark::State& state) {
   torch::InferenceMode inference;
-  const sdtune::io::ModelFolder folder(model_dir());
+  const sdtune::io::ModelFiles folder(model_dir());
   auto text = sdtune::pipeline::load_text_components(folder, load_options());
   const auto ids = text.tokenizer->encode_padded("(lora-misato-token) in food ad, billboard sign, 90s, anime, japanese pop");
   const auto batch = torch::tensor(ids).view({1, -1}).repeat({2, 1});

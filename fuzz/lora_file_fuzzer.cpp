@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "fuzz_support.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "lora/lora_file.h"
 #include "lora/lora_merge.h"
 #include "lora/module_names.h"
@@ -24,7 +24,7 @@ struct TestModel {
 
 TestModel& test_model() {
   static TestModel model = [] {
-    const io::ModelFolder folder(SDTUNE_TEST_DATA "/tiny-sd2/pipeline");
+    const io::ModelFiles folder(SDTUNE_TEST_DATA "/tiny-sd2/pipeline");
     TestModel m;
     m.unet = pipeline::load_unet(folder, {});
     m.text_encoder = pipeline::load_text_encoder(folder, {});

@@ -107,6 +107,28 @@ def lora_seeds():
          "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora.up.weight": list(te.values())[1]}))
 
 
+def single_file_seeds():
+    t = "single_file_fuzzer"
+    sd2, _ = read_safetensors(data / "single_file" / "tiny-sd2.fp16.safetensors")
+    sd1, _ = read_safetensors(data / "single_file" / "tiny-sd1.safetensors")
+
+    def pick(tensors, *parts):
+        return {k: v for k, v in tensors.items() if any(p in k for p in parts)}
+    keep = ("input_blocks.0.0.", "input_blocks.1.1.transformer_blocks.0.attn2.to_k.", "resblocks.0.attn.in_proj",
+            "text_model.encoder.layers.0.self_attn.q_proj", "token_embedding", "mid.attn_1.q.", "encoder.conv_in.",
+            "output_blocks.2.1.conv.")
+    write(t, "sd2_open_clip.safetensors", safetensors_bytes(pick(sd2, *keep)))
+    write(t, "sd1_clip.safetensors", safetensors_bytes(pick(sd1, *keep)))
+    vae = {k[len("first_stage_model."):]: v for k, v in pick(sd1, "first_stage_model.encoder.conv_in.", "mid.attn_1.").items()}
+    write(t, "vae_ldm.safetensors", safetensors_bytes(vae))
+    # A fused q/k/v tensor whose rows do not split in three, and a 1x1 weight that is not 1x1.
+    write(t, "odd_shapes.safetensors", safetensors_bytes({
+        "model.diffusion_model.input_blocks.0.0.weight": ("F32", [1, 4, 1, 1], floats(1, 2, 3, 4)),
+        "cond_stage_model.model.token_embedding.weight": ("F32", [1, 1], floats(1)),
+        "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": ("F32", [2, 2], floats(1, 2, 3, 4)),
+        "first_stage_model.encoder.mid.attn_1.q.weight": ("F32", [2, 1, 2, 1], floats(1, 2, 3, 4))}))
+
+
 def json_config_seeds():
     t = "json_config_fuzzer"
     readers = {"unet": 0, "vae": 1, "text_encoder": 2, "scheduler": 3}
@@ -271,6 +293,7 @@ if args.sdtune:
 model_card_seeds()
 safetensors_seeds()
 lora_seeds()
+single_file_seeds()
 json_config_seeds()
 tokenizer_seeds()
 prompt_seeds()

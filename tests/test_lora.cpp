@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "io/json_file.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "lora/lora_file.h"
 #include "lora/lora_merge.h"
@@ -21,7 +21,7 @@ namespace {
 class LoraFixture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    folder_ = std::make_unique<sdtune::io::ModelFolder>(data_path(GetParam() + "/pipeline"));
+    folder_ = std::make_unique<sdtune::io::ModelFiles>(data_path(GetParam() + "/pipeline"));
     model_ = sdtune::pipeline::load_stable_diffusion(*folder_, {});
     unet_ref_ = sdtune::io::read_all_tensors(data_path(GetParam() + "/ref/unet.safetensors"));
     lora_ref_ = sdtune::io::read_all_tensors(data_path(GetParam() + "/ref/lora_unet.safetensors"));
@@ -33,7 +33,7 @@ class LoraFixture : public ::testing::TestWithParam<std::string> {
   }
   std::string file(const std::string& name) const { return data_path(GetParam() + "/" + name); }
 
-  std::unique_ptr<sdtune::io::ModelFolder> folder_;
+  std::unique_ptr<sdtune::io::ModelFiles> folder_;
   sdtune::pipeline::StableDiffusion model_;
   sdtune::io::TensorMap unet_ref_, lora_ref_;
 };
@@ -113,7 +113,7 @@ TEST_P(LoraFixture, PipelineLatentsEqualDiffusersWithLora) {
 INSTANTIATE_TEST_SUITE_P(Variants, LoraFixture, ::testing::Values("tiny-sd1", "tiny-sd2"));
 
 TEST(Lora, LoraForAnotherModelIsRefusedUnlessPartial) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd2/pipeline"));
   auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
   sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
   const auto sd1_lora = sdtune::lora::read_lora(data_path("tiny-sd1/lora_kohya/lora_kohya.safetensors"));
@@ -149,7 +149,7 @@ TEST(Lora, PeftKeysAndAdapterConfigAlpha) {
   ASSERT_EQ(lora.modules.size(), 32u);
   EXPECT_EQ(lora.modules[0].alpha.value(), 8.0);
 
-  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd2/pipeline"));
   auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
   sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
   merger.merge(lora, 1.0);
@@ -175,7 +175,7 @@ namespace {
 
 TEST(LoraNames, KohyaFlatteningOfEveryModuleReadsBack) {
   for (const char* variant : {"tiny-sd1", "tiny-sd2"}) {
-    sdtune::io::ModelFolder folder(data_path(std::string(variant) + "/pipeline"));
+    sdtune::io::ModelFiles folder(data_path(std::string(variant) + "/pipeline"));
     auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
     for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(model.unet.get()), static_cast<torch::nn::Module*>(model.text_encoder.get()),
                                  static_cast<torch::nn::Module*>(model.vae.get())})
@@ -216,7 +216,7 @@ TEST(LoraConvert, RoundTripsGiveIdenticalTensors) {
 
 TEST(LoraFuse, FusedFolderGeneratesWhatTheLoraGenerates) {
   sdtune::test::TempDir dir;
-  sdtune::io::ModelFolder source(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles source(data_path("tiny-sd2/pipeline"));
   const auto lora = sdtune::lora::read_lora(data_path("tiny-sd2/lora"));
   const std::string fused_dir = dir.file("fused");
   const auto reports = sdtune::pipeline::fuse_loras(source, {{lora, 0.7}}, fused_dir, false);
@@ -234,7 +234,7 @@ TEST(LoraFuse, FusedFolderGeneratesWhatTheLoraGenerates) {
   merger.merge(lora, 0.7);
   auto s1 = sdtune::schedulers::make_scheduler("", source.component_config("scheduler"), {}, "s");
   const auto expected = sdtune::pipeline::generate(with_lora, *s1, r).latents;
-  sdtune::io::ModelFolder fused(fused_dir);
+  sdtune::io::ModelFiles fused(fused_dir);
   auto fused_model = sdtune::pipeline::load_stable_diffusion(fused, {});
   auto s2 = sdtune::schedulers::make_scheduler("", fused.component_config("scheduler"), {}, "s");
   EXPECT_LT(relative_error(sdtune::pipeline::generate(fused_model, *s2, r).latents, expected), 1e-4);
@@ -247,7 +247,7 @@ namespace {
 TEST(Lora, ConvolutionAndTextEncoderModulesMerge) {
   // kohya keys on a 1x1 conv (SD1's proj_in), a 3x3 conv (a resnet's conv1) and a CLIP projection.
   sdtune::test::TempDir dir;
-  sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
   auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
   std::map<std::string, torch::Tensor> unet_params, te_params;
   for (const auto& p : model.unet->named_parameters()) unet_params[p.key()] = p.value().clone();

@@ -3,7 +3,7 @@
 
 #include "io/json_file.h"
 #include "core/error.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "pipeline/components.h"
 #include "pipeline/image_output.h"
@@ -21,7 +21,7 @@ class PipelineFixture : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     const auto& p = GetParam();
-    folder_ = std::make_unique<sdtune::io::ModelFolder>(data_path(p.variant + "/pipeline"));
+    folder_ = std::make_unique<sdtune::io::ModelFiles>(data_path(p.variant + "/pipeline"));
     model_ = sdtune::pipeline::load_stable_diffusion(*folder_, {});
     ref_ = sdtune::io::read_all_tensors(data_path(p.variant + "/ref/pipeline_" + p.scheduler + ".safetensors"));
     request_ = sdtune::test::fixture_request(p.variant);
@@ -38,7 +38,7 @@ class PipelineFixture : public ::testing::TestWithParam<Case> {
     EXPECT_LE((ours - reference[0] * 255).abs().max().item<float>(), 2.0f);
   }
 
-  std::unique_ptr<sdtune::io::ModelFolder> folder_;
+  std::unique_ptr<sdtune::io::ModelFiles> folder_;
   sdtune::pipeline::StableDiffusion model_;
   sdtune::io::TensorMap ref_;
   sdtune::pipeline::GenerationRequest request_;
@@ -70,7 +70,7 @@ INSTANTIATE_TEST_SUITE_P(All, PipelineFixture, ::testing::ValuesIn(sdtune::test:
                          sdtune::test::scheduler_case_name);
 
 TEST(Pipeline, BatchSizeAndNumImagesFollowOneBatchedDraw) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
   auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
   sdtune::pipeline::GenerationRequest r;
   r.prompt = "a castle";
@@ -88,7 +88,7 @@ TEST(Pipeline, BatchSizeAndNumImagesFollowOneBatchedDraw) {
 }
 
 TEST(Pipeline, RejectsBadSizes) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
   auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
   auto s = sdtune::schedulers::make_scheduler("", folder.component_config("scheduler"), {}, "s");
   sdtune::pipeline::GenerationRequest r;

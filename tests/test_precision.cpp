@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "io/json_file.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "lora/lora_adapters.h"
 #include "lora/lora_file.h"
@@ -47,7 +47,7 @@ TEST_P(LowPrecisionGeneration, ImageWithinToleranceOfDiffusersFp32) {
   const auto& c = GetParam();
   const auto device = device_under_test();
   if (!runs_on(device, c.dtype)) GTEST_SKIP() << "fp16 runs on CUDA only";
-  sdtune::io::ModelFolder folder(data_path(c.variant + "/pipeline"));
+  sdtune::io::ModelFiles folder(data_path(c.variant + "/pipeline"));
   sdtune::pipeline::LoadOptions load;
   load.dtype = dtype_named(c.dtype);
   load.device = device;
@@ -96,7 +96,7 @@ TEST_P(LowPrecisionTraining, LoraGradientsCloseToFp32) {
   const auto device = device_under_test();
   if (!runs_on(device, dtype_name)) GTEST_SKIP() << "fp16 runs on CUDA only";
   const auto dtype = dtype_named(dtype_name);
-  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd2/pipeline"));
   sdtune::pipeline::LoadOptions load;
   load.dtype = dtype;
   load.device = device;

@@ -2,7 +2,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "pipeline/prompt_encoder.h"
 #include "pipeline/components.h"
@@ -17,11 +17,11 @@ namespace {
 class TextEncoderFixture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    folder_ = std::make_unique<sdtune::io::ModelFolder>(data_path(GetParam() + "/pipeline"));
+    folder_ = std::make_unique<sdtune::io::ModelFiles>(data_path(GetParam() + "/pipeline"));
     text_ = sdtune::pipeline::load_text_components(*folder_, {});
     ref_ = sdtune::io::read_all_tensors(data_path(GetParam() + "/ref/text_encoder.safetensors"));
   }
-  std::unique_ptr<sdtune::io::ModelFolder> folder_;
+  std::unique_ptr<sdtune::io::ModelFiles> folder_;
   sdtune::pipeline::TextComponents text_;
   sdtune::io::TensorMap ref_;
 };
@@ -52,7 +52,7 @@ TEST_P(TextEncoderFixture, PromptEmbedsFromTextEqualTransformers) {
 INSTANTIATE_TEST_SUITE_P(Variants, TextEncoderFixture, ::testing::Values("tiny-sd1", "tiny-sd2"));
 
 TEST(PromptEncoder, A1111WeightsScaleTokensAndKeepTheMean) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
   auto text = sdtune::pipeline::load_text_components(folder, {});
   sdtune::text::PromptOptions a1111;
   a1111.weighting = sdtune::text::PromptWeighting::A1111;
@@ -70,7 +70,7 @@ TEST(PromptEncoder, A1111WeightsScaleTokensAndKeepTheMean) {
 }
 
 TEST(PromptEncoder, LongPromptsConcatenateChunks) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd2/pipeline"));
   auto text = sdtune::pipeline::load_text_components(folder, {});
   std::string prompt;
   for (int i = 0; i < 30; ++i) prompt += "castle, hill, ";

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "io/image_file.h"
 #include "io/json_file.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "lora/lora_adapters.h"
 #include "pipeline/components.h"
@@ -24,7 +24,7 @@ using sdtune::test::relative_error;
 namespace {
 
 TEST(TrainStep, OneStepEqualsDiffusersScript) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd2/pipeline"));
   auto unet = sdtune::pipeline::load_unet(folder, {});
   for (auto& p : unet->parameters()) p.requires_grad_(false);  // frozen base model
   unet->train();
@@ -73,7 +73,7 @@ TEST(TrainStep, OneStepEqualsDiffusersScript) {
 }
 
 TEST(TrainStep, FreshAdaptersStartAsTheBaseModel) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd1/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
   auto unet = sdtune::pipeline::load_unet(folder, {});
   const auto unet_ref = sdtune::io::read_all_tensors(data_path("tiny-sd1/ref/unet.safetensors"));
   sdtune::lora::LoraTrainingConfig config;

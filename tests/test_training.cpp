@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "io/image_file.h"
 #include "io/json_file.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/png.h"
 #include "io/tensor_io.h"
 #include "lora/lora_merge.h"
@@ -32,7 +32,7 @@ namespace {
 // Mean noise-prediction loss over the dataset at fixed noise and timesteps (seeded), centre crops.
 double evaluation_loss(const std::string& model_dir, const std::string& data_dir, const std::string& lora_path) {
   torch::NoGradGuard no_grad;
-  sdtune::io::ModelFolder folder(model_dir);
+  sdtune::io::ModelFiles folder(model_dir);
   auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
   sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
   if (!lora_path.empty()) merger.merge(sdtune::lora::read_lora(lora_path), 1.0);
@@ -58,7 +58,7 @@ double evaluation_loss(const std::string& model_dir, const std::string& data_dir
 
 sdtune::train::TrainOptions small_run(const sdtune::test::TempDir& data, const std::string& output_dir) {
   sdtune::train::TrainOptions o;
-  o.model_dir = data_path("tiny-sd1/pipeline");
+  o.model.model = data_path("tiny-sd1/pipeline");
   o.model_name = "tiny-sd1";
   o.data_dir = data.path.string();
   o.batches.resolution = 32;
@@ -93,8 +93,8 @@ TEST(Training, TwoHundredStepsLowerTheEvaluationLoss) {
   const auto result = sdtune::train::train_lora(o, callbacks);
   EXPECT_EQ(result.steps, 200);
   EXPECT_EQ(reported, 200);
-  const double before = evaluation_loss(o.model_dir, o.data_dir, "");
-  const double after = evaluation_loss(o.model_dir, o.data_dir, result.lora_path);
+  const double before = evaluation_loss(o.model.model, o.data_dir, "");
+  const double after = evaluation_loss(o.model.model, o.data_dir, result.lora_path);
   EXPECT_LT(after, 0.9 * before) << "before " << before << " after " << after;
   std::cout << "evaluation loss before " << before << ", after 200 steps " << after << "\n";
   // A diffusers LoRA with the training metadata, kohya's keys included.
@@ -234,7 +234,7 @@ TEST(Training, ValidationSamplesCachedLatentsAndBf16) {
 }
 
 TEST(Training, GradientCheckpointingGivesTheSameGradients) {
-  sdtune::io::ModelFolder folder(data_path("tiny-sd2/pipeline"));
+  sdtune::io::ModelFiles folder(data_path("tiny-sd2/pipeline"));
   auto unet = sdtune::pipeline::load_unet(folder, {});
   for (auto& p : unet->parameters()) p.requires_grad_(false);
   auto adapters = sdtune::lora::LoraAdapters::attach_new(*unet, sdtune::lora::Component::UNet, {},
@@ -292,7 +292,7 @@ TEST(Training, BadDatasetStopsWithTheReport) {
   sdtune::test::TempDir data, out;
   std::ofstream(data.file("metadata.jsonl")) << "{\"file_name\": \"missing.png\", \"text\": \"x\"}\n{broken\n";
   sdtune::train::TrainOptions o;
-  o.model_dir = data_path("tiny-sd1/pipeline");
+  o.model.model = data_path("tiny-sd1/pipeline");
   o.data_dir = data.path.string();
   o.output_dir = out.file("o");
   try {

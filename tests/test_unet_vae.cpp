@@ -2,7 +2,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "models/vae/tiling.h"
 #include "pipeline/components.h"
@@ -16,7 +16,7 @@ namespace {
 
 class ModelFixture : public ::testing::TestWithParam<std::string> {
  protected:
-  sdtune::io::ModelFolder folder() const { return sdtune::io::ModelFolder(data_path(GetParam() + "/pipeline")); }
+  sdtune::io::ModelFiles folder() const { return sdtune::io::ModelFiles(data_path(GetParam() + "/pipeline")); }
   sdtune::io::TensorMap ref(const std::string& name) const {
     return sdtune::io::read_all_tensors(data_path(GetParam() + "/ref/" + name + ".safetensors"));
   }
@@ -108,7 +108,7 @@ TEST(TiledVae, StitchingReassemblesAPositionIndependentMap) {
 
 TEST(TiledVae, SeveralTilesGiveTheWholeImageShape) {
   torch::NoGradGuard no_grad;
-  auto vae = sdtune::pipeline::load_vae(sdtune::io::ModelFolder(data_path("tiny-sd1/pipeline")), {});
+  auto vae = sdtune::pipeline::load_vae(sdtune::io::ModelFiles(data_path("tiny-sd1/pipeline")), {});
   torch::manual_seed(3);
   const auto latents = torch::randn({1, 4, 24, 20});  // tiles of 8x8 latents with overlap
   const auto tiled = vae->tiled_decode(latents, {16, 0.25});
@@ -137,7 +137,7 @@ TEST(UNet, WeightsOfAnotherConfigAreRefused) {
   std::filesystem::copy_file(data_path("tiny-sd1/pipeline/unet/diffusion_pytorch_model.safetensors"),
                              dir.file("unet/diffusion_pytorch_model.safetensors"),
                              std::filesystem::copy_options::overwrite_existing);
-  EXPECT_THROW(sdtune::pipeline::load_unet(sdtune::io::ModelFolder(dir.path.string()), {}), sdtune::Error);
+  EXPECT_THROW(sdtune::pipeline::load_unet(sdtune::io::ModelFiles(dir.path.string()), {}), sdtune::Error);
 }
 
 }  // namespace

@@ -5,8 +5,7 @@
 #include "core/printable.h"
 #include "cli/common_flags.h"
 #include "core/error.h"
-#include "io/model_folder.h"
-#include "io/model_source.h"
+#include "io/model_files.h"
 #include "pipeline/components.h"
 #include "train/dataset.h"
 
@@ -25,7 +24,7 @@ struct CheckFlags {
 void check(const CheckFlags& f) {
   auto dataset = train::read_dataset(f.dir, f.dataset);
   std::unique_ptr<text::ClipTokenizer> tokenizer;
-  if (!f.model.empty()) tokenizer = pipeline::load_tokenizer(io::ModelFolder(io::resolve_model_dir(f.model)));
+  if (!f.model.empty()) tokenizer = pipeline::load_tokenizer(io::ModelFiles(f.model));
   train::CheckOptions options;
   options.resolution = f.resolution;
   options.trigger_word = f.trigger_word;

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "dev/random_model.h"
+#include "io/model_families.h"
 
 namespace sdtune::cli {
 
@@ -34,13 +35,13 @@ void add_dev_command(CLI::App& app) {
   CLI::App* dev = app.add_subcommand("dev", "developer tools");
   dev->require_subcommand(1);
   auto flags = std::make_shared<MakeModelFlags>();
-  CLI::App* make = dev->add_subcommand("make-model", "write a diffusers folder with random weights in the real SD shapes");
-  make->add_option("--preset", flags->preset, "sd2 (768-v, v-prediction), sd2-base (512, epsilon) or sd15")
+  CLI::App* make = dev->add_subcommand("make-model", "write a model with random weights in the real SD shapes");
+  make->add_option("--preset", flags->preset, "sd2 (768-v, v-prediction), sd2-base (512, epsilon), sd15, sd15-inpainting or sd2-inpainting")
       ->required()
-      ->check(CLI::IsMember({"sd2", "sd2-base", "sd15"}));
+      ->check(CLI::IsMember(io::model_family_names()));
   make->add_option("--dtype", flags->dtype, "weight dtype in the files")->check(CLI::IsMember({"fp16", "fp32"}))->capture_default_str();
   make->add_option("--seed", flags->seed, "seed of the random weights")->capture_default_str();
-  make->add_option("--output", flags->output, "folder to create")->required();
+  make->add_option("--output", flags->output, "folder to create, or a .safetensors file: one single-file (LDM layout) checkpoint")->required();
   make->callback([flags] { make_model(*flags); });
 }
 

@@ -5,7 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "pipeline/prompt_encoder.h"
 #include "pipeline/components.h"
@@ -24,10 +24,9 @@ struct EncodePromptFlags {
 
 void run(const EncodePromptFlags& flags) {
   refuse_existing_output(flags.output, flags.overwrite);
-  const io::ModelFolder folder(flags.model.resolve());
   pipeline::LoadOptions load;
   load.variant = flags.model.variant;
-  auto text_side = pipeline::load_text_components(folder, load);
+  auto text_side = pipeline::load_text_components(flags.model.open(), load);
   const auto tokens = text::tokenize_prompt(*text_side.tokenizer, flags.text, flags.prompt.options());
   report_prompt("the prompt", flags.text, tokens, flags.prompt);
   const torch::Tensor embeds = pipeline::encode_prompt(text_side.encoder, tokens, flags.prompt.clip_skip);

@@ -14,7 +14,7 @@
 #include "cli/common_flags.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "pipeline/components.h"
 #include "pipeline/image_output.h"
@@ -120,14 +120,14 @@ void run(const GenerateFlags& f) {
   if (!f.seed) std::cerr << "seed: " << seed << "\n";
 
   const auto load_start = std::chrono::steady_clock::now();
-  const io::ModelFolder folder(f.model.resolve());
+  const io::ModelFiles files = f.model.open();
   const auto load = f.device.load_options(f.model.variant);
-  auto model = pipeline::load_stable_diffusion(folder, load);
+  auto model = pipeline::load_stable_diffusion(files, load);
   schedulers::SchedulerOptions scheduler_options;
   if (f.karras) scheduler_options.use_karras_sigmas = true;
   scheduler_options.eta = f.eta;
-  auto scheduler = schedulers::make_scheduler(f.scheduler, folder.component_config("scheduler"), scheduler_options,
-                                              folder.component_config_path("scheduler"));
+  auto scheduler = schedulers::make_scheduler(f.scheduler, files.component_config("scheduler"), scheduler_options,
+                                              files.component_config_path("scheduler"));
   const auto tagged = text::extract_lora_tags(f.text);
   std::vector<std::string> lora_names;
   {  // merged for good: the merger (and its references to the text encoder's weights) goes now
@@ -174,7 +174,7 @@ void run(const GenerateFlags& f) {
   if (!f.save_latents.empty())
     io::save_tensors(f.save_latents, {{"latents", result.latents.to(torch::kFloat).cpu()}}, {{"seed", std::to_string(seed)}});
 
-  pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), model_name(f.model.model));
+  pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), model_name(f.model.spec.model));
   info.prompt = f.text;  // with its <lora:...> tags
   info.karras = f.karras;
   info.eta = scheduler->name() == "ddim" ? f.eta : 0.0;
@@ -195,7 +195,7 @@ void run(const GenerateFlags& f) {
 void add_generate_command(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* sub = app.add_subcommand("generate", "text-to-image: generate PNG images from a prompt");
-  f->model.add_to(sub);
+  f->model.add_to(sub, "--model", {/*vae=*/true, /*prediction_type=*/true});
   sub->add_option("--prompt", f->text, "prompt text")->required();
   sub->add_option("--negative_prompt", f->negative, "what to steer away from (empty: unconditional)");
   std::string names;

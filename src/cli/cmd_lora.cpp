@@ -7,7 +7,7 @@
 #include "cli/commands.h"
 #include "core/printable.h"
 #include "cli/common_flags.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "lora/module_names.h"
 #include "pipeline/lora_fuse.h"
 
@@ -87,8 +87,7 @@ void add_lora_command(CLI::App& app) {
       const auto [spec, weight] = lora::parse_lora_flag(flag);
       loras.emplace_back(lora::read_lora(spec), weight);
     }
-    const io::ModelFolder folder(fuse->model.resolve());
-    const auto reports = pipeline::fuse_loras(folder, loras, fuse->output, fuse->allow_partial);
+    const auto reports = pipeline::fuse_loras(fuse->model.open(), loras, fuse->output, fuse->allow_partial);
     for (size_t i = 0; i < reports.size(); ++i)
       std::cout << loras[i].first.path << ": " << reports[i].unet_modules << " UNet and " << reports[i].text_encoder_modules
                 << " text-encoder modules merged\n";

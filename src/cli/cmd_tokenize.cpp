@@ -6,7 +6,7 @@
 #include "cli/commands.h"
 #include "core/printable.h"
 #include "cli/common_flags.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "pipeline/components.h"
 
 namespace sdtune::cli {
@@ -21,8 +21,7 @@ struct TokenizeFlags {
 };
 
 void run(const TokenizeFlags& flags) {
-  const io::ModelFolder folder(flags.model.resolve());
-  const auto tokenizer = pipeline::load_tokenizer(folder);
+  const auto tokenizer = pipeline::load_tokenizer(flags.model.open());
   const auto tokens = text::tokenize_prompt(*tokenizer, flags.text, flags.prompt.options());
   report_prompt("the prompt", flags.text, tokens, flags.prompt);
 

@@ -47,8 +47,9 @@ void run(TrainFlags& f) {
   if (o.data_dir.empty() == f.dataset_name.empty())
     throw Error("--train_data_dir", "give either --train_data_dir or --dataset_name (an image folder or a Hub dataset in the local cache)");
   if (!f.dataset_name.empty()) o.data_dir = train::locate_image_folder(io::resolve_dataset_dir(f.dataset_name));
-  o.model_dir = f.model.resolve();
-  o.model_name = f.model.model;
+  o.model = f.model.spec;
+  o.model.prediction_type = o.prediction_type;
+  o.model_name = f.model.spec.model;
   o.load = f.device.load_options(f.model.variant);
   warn_if_slow_bf16(o.mixed_precision == "bf16" && !o.load.device.is_cuda());
   o.batches.interpolation = train::parse_interpolation(f.interpolation, "--image_interpolation_mode");
@@ -91,7 +92,7 @@ void add_train_command(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
   auto& o = f->options;
   CLI::App* sub = app.add_subcommand("train", "LoRA fine-tuning (diffusers' train_text_to_image_lora.py flags)");
-  f->model.add_to(sub, "--pretrained_model_name_or_path,--model");
+  f->model.add_to(sub, "--pretrained_model_name_or_path,--model", {/*vae=*/true, /*prediction_type=*/false});
   sub->add_option("--train_data_dir", o.data_dir, "image folder with metadata.jsonl / metadata.csv / .txt captions");
   sub->add_option("--dataset_name", f->dataset_name, "a dataset folder or a Hub image-folder dataset in the local cache (instead of --train_data_dir)");
   sub->add_option("--caption_column", o.dataset.caption_column, "caption column")->capture_default_str();
@@ -155,7 +156,7 @@ void add_train_command(CLI::App& app) {
     auto& opts = f->options;
     opts.validation.size = opts.batches.resolution;
     opts.validation.seed = opts.seed;
-    opts.validation.model_name = f->model.model;
+    opts.validation.model_name = f->model.spec.model;
     run(*f);
   });
 }

@@ -14,6 +14,7 @@ void add_tokenize_command(CLI::App& app);
 void add_encode_prompt_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_dev_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_lora_command(CLI::App& app);

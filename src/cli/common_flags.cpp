@@ -55,16 +55,30 @@ void add_max_image_pixels_flag(CLI::App* app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
 }
 
-void ModelFlags::add_to(CLI::App* app, const std::string& model_flag) {
-  app->add_option(model_flag, model,
-                  "diffusers model folder, or a Hub id (org/name) already in the local Hugging Face cache")
+void ModelFlags::add_to(CLI::App* app, const std::string& model_flag, ModelFlagUse use) {
+  app->add_option(model_flag, spec.model,
+                  "diffusers model folder, single-file .safetensors checkpoint (SD 1.x/2.x, LDM layout), or a Hub id "
+                  "(org/name) already in the local Hugging Face cache")
       ->required();
-  app->add_option("--revision", revision, "Hub revision: branch, tag or commit in the local cache")
-      ->capture_default_str();
+  app->add_option("--revision", spec.revision, "Hub revision: branch, tag or commit in the local cache")->capture_default_str();
   app->add_option("--variant", variant, "weight file variant, e.g. fp16 (diffusion_pytorch_model.fp16.safetensors)");
+  app->add_option("--config", spec.config_dir,
+                  "for a single-file checkpoint: a diffusers folder (or Hub id) whose configs and tokenizer it uses "
+                  "instead of the ones its family ships with (as diffusers' from_single_file config=)");
+  if (use.vae)
+    app->add_option("--vae", spec.vae, "a VAE to use instead of the model's: a diffusers VAE folder or Hub id, or a .safetensors file");
+  if (use.prediction_type)
+    app->add_option("--prediction_type", spec.prediction_type,
+                    "epsilon or v_prediction instead of the scheduler config's (for an SD 2 single file also 512 base "
+                    "vs 768-v)")
+        ->check(CLI::IsMember({"epsilon", "v_prediction"}));
 }
 
-std::string ModelFlags::resolve() const { return io::resolve_model_dir(model, revision); }
+io::ModelFiles ModelFlags::open() const {
+  io::ModelFiles files(spec);
+  if (!files.summary().empty()) std::cerr << "note: " << files.summary() << "\n";
+  return files;
+}
 
 void PromptFlags::add_to(CLI::App* app, bool with_clip_skip) {
   app->add_option("--prompt_weighting", prompt_weighting,

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "io/model_files.h"
 #include "pipeline/components.h"
 #include "text/prompt_chunks.h"
 
@@ -22,12 +23,19 @@ void refuse_existing_output(const std::string& path, bool overwrite);
 // --max_image_pixels (PIL's Image.MAX_IMAGE_PIXELS): when given, the limit of every image decoder.
 void add_max_image_pixels_flag(CLI::App* app);
 
+// Which model flags a command takes beyond --model, --revision, --variant and --config: only those
+// it acts on (tokenize runs no VAE; train has the script's own --prediction_type and copies it in).
+struct ModelFlagUse {
+  bool vae = false;
+  bool prediction_type = false;
+};
+
 struct ModelFlags {
-  std::string model;
-  std::string revision = "main";
+  io::ModelSpec spec;
   std::string variant;
-  void add_to(CLI::App* app, const std::string& model_flag = "--model");
-  std::string resolve() const;  // the model folder (a path, or a Hub id in the local cache)
+  void add_to(CLI::App* app, const std::string& model_flag = "--model", ModelFlagUse use = {});
+  // The model's files; a single file's family decision (or a --vae) is told on stderr in one line.
+  io::ModelFiles open() const;
 };
 
 struct PromptFlags {

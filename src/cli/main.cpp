@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   sdtune::cli::add_tokenize_command(app);
   sdtune::cli::add_encode_prompt_command(app);
   sdtune::cli::add_inspect_command(app);
+  sdtune::cli::add_convert_command(app);
   sdtune::cli::add_dev_command(app);
   if (argc > 1 && argv[1][0] != '-') {
     try {

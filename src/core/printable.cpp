@@ -72,4 +72,10 @@ std::string in_quotes(std::string_view text, size_t max_bytes) {
   return "\"" + printable(text, options) + "\"";
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + (shape[i] < 0 ? std::string("*") : std::to_string(shape[i]));
+  return s + "]";
+}
+
 }  // namespace sdtune

@@ -2,8 +2,10 @@
 // escaped (an ESC from a hostile file must not reach the terminal raw) and long text is cut.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sdtune {
 
@@ -15,6 +17,9 @@ struct PrintableOptions {
 // `text` with C0/C1 control characters as \n, \t, \xNN or \u009b, invalid UTF-8 bytes as \xNN, and,
 // past max_bytes, "... (N more bytes)".
 std::string printable(std::string_view text, const PrintableOptions& options = {});
+
+// A tensor shape as "[2, 3]"; a negative size (one that may be anything) shows as "*".
+std::string shape_text(const std::vector<int64_t>& shape);
 
 // printable() in double quotes, the form messages use for names and values from files.
 std::string in_quotes(std::string_view text, size_t max_bytes = 120);

@@ -16,7 +16,7 @@ class ModelFolder {
   const std::string& root() const { return root_; }
   const Json& model_index() const { return model_index_; }
 
-  // root/component, which must exist.
+  // root/component, which must exist ("" is the root itself: a folder holding one component).
   std::string component_dir(const std::string& component) const;
   // config.json (scheduler: scheduler_config.json) of a component, parsed.
   Json component_config(const std::string& component) const;

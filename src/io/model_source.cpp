@@ -99,8 +99,8 @@ std::string resolve_model_dir(const std::string& spec, const std::string& revisi
   if (fs::is_directory(spec, ec)) return spec;
   if (fs::is_regular_file(spec, ec)) {
     if (is_pickle_file(spec)) throw Error(spec, pickle_refusal(spec));
-    throw Error(spec, "is a single file; sdtune expects a diffusers model folder (model_index.json, unet/, "
-                      "vae/, text_encoder/, tokenizer/, scheduler/)");
+    throw Error(spec, "is a file but not a .safetensors checkpoint; sdtune takes a diffusers model folder (model_index.json, "
+                      "unet/, vae/, text_encoder/, tokenizer/, scheduler/) or a single-file .safetensors checkpoint");
   }
   return resolve_hub_snapshot(spec, revision, "models");
 }

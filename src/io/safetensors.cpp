@@ -186,10 +186,42 @@ SafetensorsSet::SafetensorsSet(const std::vector<std::string>& paths) {
   for (const auto& path : paths) files_.emplace_back(path);
 }
 
+SafetensorsSet::SafetensorsSet(const SafetensorsFile& file, NameMap names) : files_{file}, names_(std::move(names)) {}
+
+// The bytes of `stored` inside `entry` as a tensor entry of its own.
+static TensorEntry view_of(const TensorEntry& entry, const StoredTensor& stored, const std::string& path) {
+  TensorEntry view = entry;
+  if (stored.parts > 1) {
+    if (entry.shape.empty() || entry.shape[0] % stored.parts != 0)
+      throw Error(path, "tensor " + in_quotes(entry.name) + " of shape " + shape_text(entry.shape) + " cannot be split into " +
+                            std::to_string(stored.parts) + " equal parts (q, k, v)");
+    view.shape[0] /= stored.parts;
+    const uint64_t bytes = entry.nbytes() / uint64_t(stored.parts);
+    view.begin = entry.begin + uint64_t(stored.part) * bytes;
+    view.end = view.begin + bytes;
+  }
+  if (stored.conv1x1 && view.shape.size() == 4 && view.shape[2] == 1 && view.shape[3] == 1) view.shape.resize(2);
+  return view;
+}
+
 SafetensorsSet::Found SafetensorsSet::find(const std::string& name) const {
+  if (names_) {
+    const SafetensorsFile& file = files_.front();
+    if (auto cached = views_.find(name); cached != views_.end()) return {&file, &cached->second};
+    const StoredTensor stored = names_(name);
+    const TensorEntry* entry = stored.name.empty() ? nullptr : file.find(stored.name);
+    if (!entry) return {nullptr, nullptr};
+    return {&file, &views_.emplace(name, view_of(*entry, stored, file.path())).first->second};
+  }
   for (const auto& file : files_)
     if (const TensorEntry* entry = file.find(name)) return {&file, entry};
   return {nullptr, nullptr};
+}
+
+std::string SafetensorsSet::shown_name(const std::string& name) const {
+  const std::string stored = names_ ? names_(name).name : name;
+  if (stored == name || stored.empty()) return in_quotes(name);
+  return in_quotes(stored) + " (diffusers " + in_quotes(name) + ")";
 }
 
 std::string SafetensorsSet::describe() const {

@@ -6,6 +6,7 @@
 // then the data buffer that the offsets index.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,10 +73,21 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// The shards of one model component, searched together by tensor name.
+// Where a tensor that a model asks for by its diffusers name is stored in a file that names tensors
+// otherwise (a single-file checkpoint; see checkpoint_keys.h).
+struct StoredTensor {
+  std::string name;          // "" when the name has no place in the file
+  int part = 0, parts = 1;   // rows part/parts of the stored tensor
+  bool conv1x1 = false;      // a [C, C, 1, 1] convolution weight read as the linear weight [C, C]
+};
+using NameMap = std::function<StoredTensor(const std::string& name)>;
+
+// The tensors of one model component, searched by name: the shards of a diffusers folder, or one
+// file whose tensors are found through a NameMap (parts and reshapes are views of the same bytes).
 class SafetensorsSet {
  public:
   explicit SafetensorsSet(const std::vector<std::string>& paths);
+  SafetensorsSet(const SafetensorsFile& file, NameMap names);
   struct Found {
     const SafetensorsFile* file;
     const TensorEntry* entry;
@@ -83,9 +95,13 @@ class SafetensorsSet {
   // {nullptr, nullptr} when no shard has `name`.
   Found find(const std::string& name) const;
   std::string describe() const;  // the file name, or "N shards in DIR"
+  // How messages name `name`: the file's own name for it too where that differs.
+  std::string shown_name(const std::string& name) const;
 
  private:
   std::vector<SafetensorsFile> files_;
+  NameMap names_;
+  mutable std::map<std::string, TensorEntry> views_;  // entries made through names_, by requested name
 };
 
 // One tensor to write: raw little-endian bytes in row-major order.

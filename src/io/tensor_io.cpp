@@ -95,25 +95,20 @@ bool all_finite(const at::Tensor& tensor) {
   return true;
 }
 
-static std::string shape_text(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 static void fill_from(const SafetensorsSet& files, const std::string& key, at::Tensor& target, bool required) {
   const auto found = files.find(key);
   if (!found.entry) {
-    if (required) throw Error(files.describe(), "missing tensor " + in_quotes(key) + " (weights of another model or config?)");
+    if (required) throw Error(files.describe(), "missing tensor " + files.shown_name(key) + " (weights of another model or config?)");
     return;
   }
+  const std::string tensor = files.shown_name(key);
   if (at::IntArrayRef(found.entry->shape) != target.sizes())
-    throw Error(found.file->path(), "tensor " + in_quotes(key) + " has shape " + shape_text(found.entry->shape) +
-                                        " but the model built from its config needs " + shape_text(target.sizes()));
+    throw Error(found.file->path(), "tensor " + tensor + " has shape " + shape_text(found.entry->shape) +
+                                        " but the model built from its config needs " + shape_text(target.sizes().vec()));
   at::Tensor value = read_tensor(*found.file, *found.entry, target.scalar_type());
   // After conversion: fp32 weights over 65504 become infinite in fp16.
   if (!all_finite(value))
-    throw Error(found.file->path(), "tensor " + in_quotes(key) + " holds NaN or infinite values" +
+    throw Error(found.file->path(), "tensor " + tensor + " holds NaN or infinite values" +
                                         (value.scalar_type() != to_scalar_type(found.entry->dtype) ? " (as " + std::string(c10::toString(value.scalar_type())) + ")" : std::string()));
   if (!target.device().is_cpu()) value = value.to(target.device());
   torch::NoGradGuard no_grad;

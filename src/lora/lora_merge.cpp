@@ -20,12 +20,6 @@ void index_weights(torch::nn::Module& module, std::map<std::string, at::Tensor>*
   }
 }
 
-std::string shape_text(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 // up @ down in the layout of the target weight (linear, 1x1 or kxk convolution).
 at::Tensor delta_of(const LoraModule& m, at::IntArrayRef target_shape) {
   const at::Tensor product = torch::matmul(m.up.flatten(1), m.down.flatten(1));
@@ -69,8 +63,8 @@ MergeReport LoraMerger::merge(const LoraFile& lora, double weight, bool allow_pa
       const bool fits = target.size(0) == out && target.dim() >= 2 && target.size(1) == in &&
                         (target.dim() == 2 ? m.down.dim() == 2 : (m.down.dim() == 4 && target.size(2) == m.down.size(2) && target.size(3) == m.down.size(3)));
       if (!fits)
-        problem = "has shape down " + shape_text(m.down.sizes()) + " / up " + shape_text(m.up.sizes()) +
-                  " that does not fit the model's weight " + shape_text(target.sizes());
+        problem = "has shape down " + shape_text(m.down.sizes().vec()) + " / up " + shape_text(m.up.sizes().vec()) +
+                  " that does not fit the model's weight " + shape_text(target.sizes().vec());
     }
     if (!problem.empty()) {
       if (allow_partial) {
@@ -81,7 +75,7 @@ MergeReport LoraMerger::merge(const LoraFile& lora, double weight, bool allow_pa
                                  " (is this LoRA made for another base model? --lora_allow_partial skips such modules)");
     }
     const double scale = weight * m.alpha.value_or(double(m.rank())) / double(m.rank());
-    plan.push_back({target, delta_of(m, target.sizes()) * scale});
+    plan.push_back({target, delta_of(m, target.sizes().vec()) * scale});
     ++(m.component == Component::UNet ? report.unet_modules : report.text_encoder_modules);
   }
   torch::NoGradGuard no_grad;

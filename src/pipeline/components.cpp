@@ -3,23 +3,18 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "io/model_folder.h"
+#include "core/printable.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "models/common/conv2d.h"
 
 namespace sdtune::pipeline {
 
-std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFolder& folder) {
-  return std::make_unique<text::ClipTokenizer>(folder.component_dir("tokenizer"));
+std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFiles& files) {
+  return std::make_unique<text::ClipTokenizer>(files.tokenizer_files());
 }
 
 namespace {
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + (shape[i] == models::kAnySize ? std::string("*") : std::to_string(shape[i]));
-  return s + "]";
-}
 
 // The config's sizes against the weight files' headers, before the model is built: a config that
 // describes a far larger model than its weights fails here instead of allocating that model.
@@ -40,11 +35,11 @@ void check_config_fits_weights(const models::WeightSignature& signature, const i
 // Builds a component from its config, fills it from its weight files and puts it in eval mode on
 // the requested dtype and device.
 template <typename Model, typename Config>
-Model load_component(const io::ModelFolder& folder, const std::string& component, const std::string& prefix,
+Model load_component(const io::ModelFiles& files, const std::string& component, const std::string& prefix,
                      const LoadOptions& options) {
-  const std::string config_path = folder.component_config_path(component);
-  const Config config = Config::from_json(io::read_json_file(config_path), config_path);
-  const io::SafetensorsSet weights(folder.weight_files(component, options.variant));
+  const std::string config_path = files.component_config_path(component);
+  const Config config = Config::from_json(files.component_config(component), config_path);
+  const io::SafetensorsSet weights = files.component_weights(component, options.variant);
   check_config_fits_weights(config.weight_signature(), weights, prefix, config_path);
   Model model(config);
   model->to(options.dtype);
@@ -56,39 +51,39 @@ Model load_component(const io::ModelFolder& folder, const std::string& component
 
 }  // namespace
 
-models::ClipTextModel load_text_encoder(const io::ModelFolder& folder, const LoadOptions& options) {
-  return load_component<models::ClipTextModel, models::ClipTextConfig>(folder, "text_encoder", "text_model.", options);
+models::ClipTextModel load_text_encoder(const io::ModelFiles& files, const LoadOptions& options) {
+  return load_component<models::ClipTextModel, models::ClipTextConfig>(files, "text_encoder", "text_model.", options);
 }
 
-models::UNet2DCondition load_unet(const io::ModelFolder& folder, const LoadOptions& options) {
-  auto unet = load_component<models::UNet2DCondition, models::UNetConfig>(folder, "unet", "", options);
+models::UNet2DCondition load_unet(const io::ModelFiles& files, const LoadOptions& options) {
+  auto unet = load_component<models::UNet2DCondition, models::UNetConfig>(files, "unet", "", options);
   if (options.channels_last) models::use_channels_last(*unet);
   return unet;
 }
 
-models::AutoencoderKL load_vae(const io::ModelFolder& folder, const LoadOptions& options) {
-  auto vae = load_component<models::AutoencoderKL, models::VaeConfig>(folder, "vae", "", options);
+models::AutoencoderKL load_vae(const io::ModelFiles& files, const LoadOptions& options) {
+  auto vae = load_component<models::AutoencoderKL, models::VaeConfig>(files, "vae", "", options);
   if (options.channels_last) models::use_channels_last(*vae);
   return vae;
 }
 
-TextComponents load_text_components(const io::ModelFolder& folder, const LoadOptions& options) {
-  return {load_tokenizer(folder), load_text_encoder(folder, options)};
+TextComponents load_text_components(const io::ModelFiles& files, const LoadOptions& options) {
+  return {load_tokenizer(files), load_text_encoder(files, options)};
 }
 
 }  // namespace sdtune::pipeline
 
 namespace sdtune::pipeline {
 
-StableDiffusion load_stable_diffusion(const io::ModelFolder& folder, const LoadOptions& options) {
+StableDiffusion load_stable_diffusion(const io::ModelFiles& files, const LoadOptions& options) {
   StableDiffusion model;
   // The UNet first: while a component loads, its file's pages are resident next to the converted
   // weights, so loading the biggest one while little else is in memory keeps the peak low
   // (SD 2 from fp16 files to fp32: 6.5 GB with the text encoder first).
-  model.unet = load_unet(folder, options);
-  model.tokenizer = load_tokenizer(folder);
-  model.text_encoder = load_text_encoder(folder, options);
-  model.vae = load_vae(folder, options);
+  model.unet = load_unet(files, options);
+  model.tokenizer = load_tokenizer(files);
+  model.text_encoder = load_text_encoder(files, options);
+  model.vae = load_vae(files, options);
   // diffusers keeps such a VAE in fp32 under fp16 (force_upcast): SD 2's decoder overflows in fp16.
   if (options.dtype == at::kHalf && model.vae->config().force_upcast) model.vae->to(at::kFloat);
   return model;

@@ -1,4 +1,4 @@
-// Loading the components of a diffusers pipeline folder, each built from its own config.
+// Loading the components of a model (a diffusers folder or a single file), each built from its own config.
 #pragma once
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
@@ -13,7 +13,7 @@
 #include "text/clip_tokenizer.h"
 
 namespace sdtune::io {
-class ModelFolder;
+class ModelFiles;
 }
 
 namespace sdtune::pipeline {
@@ -31,12 +31,12 @@ struct TextComponents {
   models::ClipTextModel encoder{nullptr};
 };
 
-std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFolder& folder);
-models::ClipTextModel load_text_encoder(const io::ModelFolder& folder, const LoadOptions& options);
-TextComponents load_text_components(const io::ModelFolder& folder, const LoadOptions& options);
-models::UNet2DCondition load_unet(const io::ModelFolder& folder, const LoadOptions& options);
-models::AutoencoderKL load_vae(const io::ModelFolder& folder, const LoadOptions& options);
+std::unique_ptr<text::ClipTokenizer> load_tokenizer(const io::ModelFiles& files);
+models::ClipTextModel load_text_encoder(const io::ModelFiles& files, const LoadOptions& options);
+TextComponents load_text_components(const io::ModelFiles& files, const LoadOptions& options);
+models::UNet2DCondition load_unet(const io::ModelFiles& files, const LoadOptions& options);
+models::AutoencoderKL load_vae(const io::ModelFiles& files, const LoadOptions& options);
 // Every component generation needs (tokenizer, text encoder, UNet, VAE).
-StableDiffusion load_stable_diffusion(const io::ModelFolder& folder, const LoadOptions& options);
+StableDiffusion load_stable_diffusion(const io::ModelFiles& files, const LoadOptions& options);
 
 }  // namespace sdtune::pipeline

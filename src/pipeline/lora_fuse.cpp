@@ -6,9 +6,10 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "pipeline/components.h"
+#include "pipeline/model_export.h"
 
 namespace fs = std::filesystem;
 
@@ -50,20 +51,27 @@ void write_fused_folder(const io::ModelFolder& source, const fs::path& tmp, torc
 
 }  // namespace
 
-std::vector<lora::MergeReport> fuse_loras(const io::ModelFolder& source, const std::vector<std::pair<lora::LoraFile, double>>& loras,
+std::vector<lora::MergeReport> fuse_loras(const io::ModelFiles& source, const std::vector<std::pair<lora::LoraFile, double>>& loras,
                                           const std::string& output, bool allow_partial) {
-  if (fs::exists(output)) throw Error(output, "already exists; choose a new folder for the fused model");
+  if (fs::exists(output)) throw Error(output, "already exists; choose a new " + std::string(source.is_single_file() ? "file" : "folder") + " for the fused model");
+  if (source.is_single_file() && fs::path(output).extension() != ".safetensors")
+    throw Error("--output", "a single-file model fuses into a single file: give a name ending in .safetensors");
   auto text_encoder = load_text_encoder(source, {});
   auto unet = load_unet(source, {});
   lora::LoraMerger merger(*unet, *text_encoder);
   std::vector<lora::MergeReport> reports;
   for (const auto& [file, weight] : loras) reports.push_back(merger.merge(file, weight, allow_partial));
+  if (source.is_single_file()) {
+    auto vae = load_vae(source, {});
+    write_single_file(exported_model(source, *unet, *text_encoder, *vae), output, stored_dtype(source));
+    return reports;
+  }
 
   // Everything else is copied as it is; the two changed components get new single-file weights.
   const fs::path tmp = output + ".tmp-fuse";
   fs::remove_all(tmp);
   try {
-    write_fused_folder(source, tmp, *unet, *text_encoder);
+    write_fused_folder(source.folder(), tmp, *unet, *text_encoder);
   } catch (...) {  // a full disk: no half-written folder stays behind
     io::discard_partial_write(tmp.string(), output, "the fused model");
   }

@@ -1,4 +1,4 @@
-// `sdtune lora fuse`: a complete diffusers folder with LoRAs merged into the UNet and text encoder.
+// `sdtune lora fuse`: a complete model (folder or single file) with LoRAs merged into the UNet and text encoder.
 #pragma once
 #include <string>
 #include <utility>
@@ -8,14 +8,15 @@
 #include "lora/lora_merge.h"
 
 namespace sdtune::io {
-class ModelFolder;
+class ModelFiles;
 }
 
 namespace sdtune::pipeline {
 
 // Copies `source` to `output` (which must not exist), rewriting the UNet and text-encoder weights
-// with every LoRA merged at its weight, in the dtype the source files use. Returns one report per LoRA.
-std::vector<lora::MergeReport> fuse_loras(const io::ModelFolder& source, const std::vector<std::pair<lora::LoraFile, double>>& loras,
+// with every LoRA merged at its weight, in the dtype the source files use: a diffusers folder as a
+// folder, a single-file checkpoint as a single file. Returns one report per LoRA.
+std::vector<lora::MergeReport> fuse_loras(const io::ModelFiles& source, const std::vector<std::pair<lora::LoraFile, double>>& loras,
                                           const std::string& output, bool allow_partial);
 
 }  // namespace sdtune::pipeline

@@ -64,19 +64,21 @@ std::string token_content(const io::Json& value) {
 
 }  // namespace
 
-ClipTokenizer::ClipTokenizer(const std::string& folder) {
-  if (!fs::is_directory(folder)) throw Error(folder, "tokenizer folder does not exist");
-  read_vocab((fs::path(folder) / "vocab.json").string());
-  read_merges((fs::path(folder) / "merges.txt").string());
-  read_special_tokens(folder);
+ClipTokenizer::ClipTokenizer(const std::string& folder) : ClipTokenizer(io::read_tokenizer_folder(folder)) {}
+
+ClipTokenizer::ClipTokenizer(const io::TokenizerFiles& files) {
+  read_vocab(files.vocab);
+  read_merges(files.merges);
+  read_special_tokens(files);
 }
 
 // Ids a vocabulary of `entries` tokens may use: dense up to twice its size plus room for added tokens.
 // The id table is sized by the largest id, so a few-KB file with id 16777215 must not allocate it.
 static int64_t id_limit(size_t entries) { return std::min<int64_t>(1 << 24, 2 * int64_t(entries) + 1024); }
 
-void ClipTokenizer::read_vocab(const std::string& path) {
-  const io::Json vocab = io::read_json_file(path);
+void ClipTokenizer::read_vocab(const io::TokenizerFiles::Text& file) {
+  const std::string& path = file.where;
+  const io::Json vocab = io::parse_json_text(file.text, path);
   if (!vocab.is_object() || vocab.empty()) throw Error(path, "vocab must be a non-empty JSON object {token: id}");
   const int64_t limit = id_limit(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
@@ -90,8 +92,9 @@ void ClipTokenizer::read_vocab(const std::string& path) {
   }
 }
 
-void ClipTokenizer::read_merges(const std::string& path) {
-  std::istringstream in(io::read_file(path, io::kMaxJsonFileBytes, "merges file"));
+void ClipTokenizer::read_merges(const io::TokenizerFiles::Text& file) {
+  const std::string& path = file.where;
+  std::istringstream in(file.text);
   // CLIP skips the "#version" line and uses at most 49152 - 256 - 2 merges.
   constexpr int kMaxMerges = 49152 - 256 - 2;
   std::string line;
@@ -117,14 +120,13 @@ int64_t ClipTokenizer::id_of(const std::string& token, const std::string& where)
   throw Error(where, "special token " + in_quotes(token) + " is not in the vocabulary");
 }
 
-void ClipTokenizer::read_special_tokens(const std::string& folder) {
-  const fs::path config_path = fs::path(folder) / "tokenizer_config.json";
-  const fs::path map_path = fs::path(folder) / "special_tokens_map.json";
-  io::Json config = fs::exists(config_path) ? io::read_json_file(config_path.string()) : io::Json::object();
-  io::Json special = fs::exists(map_path) ? io::read_json_file(map_path.string()) : io::Json::object();
-  if (!config.is_object()) throw Error(config_path.string(), "must be a JSON object");
-  if (!special.is_object()) throw Error(map_path.string(), "must be a JSON object");
-  const std::string where = config_path.string();
+void ClipTokenizer::read_special_tokens(const io::TokenizerFiles& files) {
+  const std::string& where = files.config.where;
+  const std::string& map_path = files.special_tokens.where;
+  io::Json config = files.config.text.empty() ? io::Json::object() : io::parse_json_text(files.config.text, where);
+  io::Json special = files.special_tokens.text.empty() ? io::Json::object() : io::parse_json_text(files.special_tokens.text, map_path);
+  if (!config.is_object()) throw Error(where, "must be a JSON object");
+  if (!special.is_object()) throw Error(map_path, "must be a JSON object");
 
   if (auto added = config.find("added_tokens_decoder"); added != config.end() && added->is_object()) {
     for (auto it = added->begin(); it != added->end(); ++it) {
@@ -156,12 +158,12 @@ void ClipTokenizer::read_special_tokens(const std::string& folder) {
   for (const std::string& token : {bos, eos, unk, pad}) {
     const bool known = std::any_of(added_tokens_.begin(), added_tokens_.end(),
                                    [&](const AddedToken& a) { return a.content == token; });
-    if (!known) added_tokens_.push_back({token, id_of(token, map_path.string()), false, false});
+    if (!known) added_tokens_.push_back({token, id_of(token, map_path), false, false});
   }
-  bos_id_ = id_of(bos, map_path.string());
-  eos_id_ = id_of(eos, map_path.string());
-  unk_id_ = id_of(unk, map_path.string());
-  pad_id_ = id_of(pad, map_path.string());
+  bos_id_ = id_of(bos, map_path);
+  eos_id_ = id_of(eos, map_path);
+  unk_id_ = id_of(unk, map_path);
+  pad_id_ = id_of(pad, map_path);
   std::sort(added_tokens_.begin(), added_tokens_.end(),
             [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
 

@@ -1,11 +1,14 @@
 // CLIP's byte-level BPE tokenizer, as transformers' (slow) CLIPTokenizer reads it from a diffusers
-// tokenizer/ folder: vocab.json, merges.txt, special_tokens_map.json and tokenizer_config.json.
+// tokenizer/ folder (vocab.json, merges.txt, special_tokens_map.json and tokenizer_config.json) or from
+// the copy shipped with sdtune.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "io/tokenizer_files.h"
 
 namespace sdtune::text {
 
@@ -18,6 +21,7 @@ class ClipTokenizer {
  public:
   // Reads a tokenizer folder; every malformed file is an Error naming it.
   explicit ClipTokenizer(const std::string& folder);
+  explicit ClipTokenizer(const io::TokenizerFiles& files);
 
   // Tokens of `text` without BOS/EOS, no truncation. Added/special tokens (e.g. "!" when it is the
   // pad token of SD 2.x) are split out first and keep their own id.
@@ -43,9 +47,9 @@ class ClipTokenizer {
     bool lstrip, rstrip;
   };
 
-  void read_vocab(const std::string& path);
-  void read_merges(const std::string& path);
-  void read_special_tokens(const std::string& folder);
+  void read_vocab(const io::TokenizerFiles::Text& file);
+  void read_merges(const io::TokenizerFiles::Text& file);
+  void read_special_tokens(const io::TokenizerFiles& files);
   int64_t id_of(const std::string& token, const std::string& where) const;
   const std::vector<std::string>& bpe(const std::string& word) const;
   void tokenize_plain(const std::string& piece, std::vector<Token>* out) const;

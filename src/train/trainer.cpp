@@ -14,7 +14,7 @@
 #include "core/printable.h"
 #include "io/atomic_file.h"
 #include "io/input_file.h"
-#include "io/model_folder.h"
+#include "io/model_files.h"
 #include "schedulers/noise_schedule.h"
 #include "text/prompt_chunks.h"
 #include "train/checkpoint.h"
@@ -100,8 +100,8 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
 
   pipeline::LoadOptions load = o.load;
   load.dtype = weight_dtype(o);
-  const io::ModelFolder folder(o.model_dir);
-  auto model = pipeline::load_stable_diffusion(folder, load);
+  const io::ModelFiles files(o.model);
+  auto model = pipeline::load_stable_diffusion(files, load);
   // A validation prompt the text encoder cannot take fails now, not after the first epoch.
   if (!o.validation.prompt.empty()) text::tokenize_prompt(*model.tokenizer, o.validation.prompt, {}, "--validation_prompt");
   for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(model.text_encoder.get()), static_cast<torch::nn::Module*>(model.vae.get()),
@@ -110,8 +110,8 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
   model.unet->train();
   model.unet->set_gradient_checkpointing(o.gradient_checkpointing);
 
-  const auto scheduler_config = folder.component_config("scheduler");
-  const schedulers::ConfigReader reader(scheduler_config, folder.component_config_path("scheduler"));
+  const auto scheduler_config = files.component_config("scheduler");
+  const schedulers::ConfigReader reader(scheduler_config, files.component_config_path("scheduler"));
   const auto schedule = schedulers::NoiseSchedule::from_config(reader, 0.0001, 0.02, "linear");  // DDPMScheduler's defaults
   const std::string prediction = o.prediction_type.empty() ? reader.text("prediction_type", "epsilon") : o.prediction_type;
   if (prediction != "epsilon" && prediction != "v_prediction") throw Error("--prediction_type", "must be epsilon or v_prediction");

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "io/model_files.h"
 #include "lora/lora_adapters.h"
 #include "pipeline/components.h"
 #include "train/batches.h"
@@ -16,7 +17,7 @@
 namespace sdtune::train {
 
 struct TrainOptions {
-  std::string model_dir;  // a resolved diffusers folder
+  io::ModelSpec model;     // a diffusers folder, a single file, a Hub id; --vae
   std::string model_name;  // as the user named it (stored in the LoRA metadata)
   pipeline::LoadOptions load;
   std::string mixed_precision = "no";  // no, bf16 (CPU and CUDA), fp16 (CUDA, with loss scaling)
