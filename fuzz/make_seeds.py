@@ -115,10 +115,11 @@ def single_file_seeds():
     def pick(tensors, *parts):
         return {k: v for k, v in tensors.items() if any(p in k for p in parts)}
     keep = ("input_blocks.0.0.", "input_blocks.1.1.transformer_blocks.0.attn2.to_k.", "resblocks.0.attn.in_proj",
-            "text_model.encoder.layers.0.self_attn.q_proj", "token_embedding", "mid.attn_1.q.", "encoder.conv_in.",
-            "output_blocks.2.1.conv.")
-    write(t, "sd2_open_clip.safetensors", safetensors_bytes(pick(sd2, *keep)))
-    write(t, "sd1_clip.safetensors", safetensors_bytes(pick(sd1, *keep)))
+            "text_model.encoder.layers.0.self_attn.q_proj", "mid.attn_1.q.", "output_blocks.2.1.conv.", "encoder.conv_in.",
+            "token_embedding", "position_embedding")
+    small = {"cond_stage_model.model.token_embedding.weight": ("F16", [1, 32], bytes(64))}  # presence marks OpenCLIP
+    write(t, "sd2_open_clip.safetensors", safetensors_bytes({**pick(sd2, *keep[:-3]), **small}))
+    write(t, "sd1_clip.safetensors", safetensors_bytes(pick(sd1, *keep[:-3])))
     vae = {k[len("first_stage_model."):]: v for k, v in pick(sd1, "first_stage_model.encoder.conv_in.", "mid.attn_1.").items()}
     write(t, "vae_ldm.safetensors", safetensors_bytes(vae))
     # A fused q/k/v tensor whose rows do not split in three, and a 1x1 weight that is not 1x1.

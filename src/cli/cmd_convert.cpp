@@ -28,7 +28,7 @@ void run(const ConvertFlags& f) {
   c10::optional<at::ScalarType> dtype;
   if (!f.dtype.empty()) dtype = f.dtype == "fp16" ? at::kHalf : f.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   const io::ModelFiles files = f.model.open();
-  pipeline::convert_model(files, f.output, dtype);
+  pipeline::convert_model(files, f.output, dtype, f.model.variant);
   std::cout << "wrote " << f.output << " (" << (to_file ? "single-file checkpoint, LDM layout" : "diffusers folder") << ", "
             << (f.dtype.empty() ? "weights in their stored dtype" : f.dtype) << ")\n";
 }

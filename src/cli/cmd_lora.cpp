@@ -87,7 +87,7 @@ void add_lora_command(CLI::App& app) {
       const auto [spec, weight] = lora::parse_lora_flag(flag);
       loras.emplace_back(lora::read_lora(spec), weight);
     }
-    const auto reports = pipeline::fuse_loras(fuse->model.open(), loras, fuse->output, fuse->allow_partial);
+    const auto reports = pipeline::fuse_loras(fuse->model.open(), loras, fuse->output, fuse->allow_partial, fuse->model.variant);
     for (size_t i = 0; i < reports.size(); ++i)
       std::cout << loras[i].first.path << ": " << reports[i].unet_modules << " UNet and " << reports[i].text_encoder_modules
                 << " text-encoder modules merged\n";

@@ -49,6 +49,11 @@ void run(TrainFlags& f) {
   if (!f.dataset_name.empty()) o.data_dir = train::locate_image_folder(io::resolve_dataset_dir(f.dataset_name));
   o.model = f.model.spec;
   o.model.prediction_type = o.prediction_type;
+  {  // the one line on what a single file was taken for, before the dataset is read (the trainer opens it again)
+    ModelFlags model = f.model;
+    model.spec.prediction_type = o.prediction_type;
+    model.open();
+  }
   o.model_name = f.model.spec.model;
   o.load = f.device.load_options(f.model.variant);
   warn_if_slow_bf16(o.mixed_precision == "bf16" && !o.load.device.is_cuda());

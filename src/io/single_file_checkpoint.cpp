@@ -30,33 +30,32 @@ std::string what_it_looks_like(const SafetensorsFile& file) {
 
 }  // namespace
 
-SingleFileCheckpoint::SingleFileCheckpoint(const std::string& path) : file_(path) {
-  if (any_key_starts_with(file_, "conditioner.embedders."))
+SingleFileCheckpoint::SingleFileCheckpoint(const std::string& path) : path_(path) {
+  const SafetensorsFile file(path);
+  if (any_key_starts_with(file, "conditioner.embedders."))
     throw Error(path, "is an SDXL checkpoint (conditioner.embedders.*); sdtune loads SD 1.x and 2.x single files so far");
-  if (!any_key_starts_with(file_, kLdmUnetPrefix))
-    throw Error(path, "has no UNet (no model.diffusion_model.* tensors): " + what_it_looks_like(file_));
-  if (!any_key_starts_with(file_, vae_prefix_) && any_key_starts_with(file_, "vae.")) vae_prefix_ = "vae.";
-  if (file_.contains(std::string(kLdmOpenClipPrefix) + "token_embedding.weight")) {
+  if (!any_key_starts_with(file, kLdmUnetPrefix))
+    throw Error(path, "has no UNet (no model.diffusion_model.* tensors): " + what_it_looks_like(file));
+  if (!any_key_starts_with(file, vae_prefix_) && any_key_starts_with(file, "vae.")) vae_prefix_ = "vae.";
+  if (file.contains(std::string(kLdmOpenClipPrefix) + "token_embedding.weight")) {
     text_prefix_ = kLdmOpenClipPrefix, open_clip_ = true;
-  } else if (any_key_starts_with(file_, std::string(kLdmClipPrefix) + "text_model.")) {
+  } else if (any_key_starts_with(file, std::string(kLdmClipPrefix) + "text_model.")) {
     text_prefix_ = kLdmClipPrefix;
-  } else if (any_key_starts_with(file_, std::string(kLdmClipPrefix) + "embeddings.")) {
+  } else if (any_key_starts_with(file, std::string(kLdmClipPrefix) + "embeddings.")) {
     text_prefix_ = kLdmClipPrefix, text_model_level_ = false;  // transformers < 4.x saved CLIP without text_model.
   }
+  if (const TensorEntry* conv_in = file.find(std::string(kLdmUnetPrefix) + "input_blocks.0.0.weight")) conv_in_shape_ = conv_in->shape;
+  for (const auto& entry : file.tensors())  // the first cross-attention key projection: [inner, context width]
+    if (entry.name.rfind(kLdmUnetPrefix, 0) == 0 && entry.name.size() > 18 &&
+        entry.name.compare(entry.name.size() - 18, 18, ".attn2.to_k.weight") == 0) {
+      context_shape_ = entry.shape;
+      break;
+    }
 }
 
 SingleFileCheckpoint::FamilyGuess SingleFileCheckpoint::guess_family(const std::string& prediction_type) const {
-  const TensorEntry* conv_in = file_.find(std::string(kLdmUnetPrefix) + "input_blocks.0.0.weight");
-  const TensorEntry* context = nullptr;  // the first cross-attention key projection: [inner, context width]
-  for (const auto& entry : file_.tensors())
-    if (entry.name.rfind(kLdmUnetPrefix, 0) == 0 && entry.name.size() > 18 &&
-        entry.name.compare(entry.name.size() - 18, 18, ".attn2.to_k.weight") == 0) {
-      context = &entry;
-      break;
-    }
-  if (!conv_in || conv_in->shape.size() != 4 || !context || context->shape.size() != 2)
-    return {"", "no conv_in or cross-attention weights of the usual shapes"};
-  const int64_t channels = conv_in->shape[1], width = context->shape[1];
+  if (conv_in_shape_.size() != 4 || context_shape_.size() != 2) return {"", "no conv_in or cross-attention weights of the usual shapes"};
+  const int64_t channels = conv_in_shape_[1], width = context_shape_[1];
   const std::string seen = "cross-attention width " + std::to_string(width) + ", " + std::to_string(channels) + " input channels";
   if ((width != 768 && width != 1024) || (channels != 4 && channels != 9)) return {"", seen};
   const bool sd2 = width == 1024;
@@ -68,20 +67,21 @@ SingleFileCheckpoint::FamilyGuess SingleFileCheckpoint::guess_family(const std::
 
 SafetensorsSet SingleFileCheckpoint::unet(const Json& config, const std::string& where) const {
   const KeyMap map = unet_key_map(config, where);
-  return SafetensorsSet(file_, [map](const std::string& name) { return map.original_of(name); });
+  return SafetensorsSet(SafetensorsFile(path_), [map](const std::string& name) { return map.original_of(name); });
 }
 
 SafetensorsSet SingleFileCheckpoint::vae(const Json& config, const std::string& where) const {
-  if (!any_key_starts_with(file_, vae_prefix_ + "encoder."))
+  SafetensorsFile file(path_);
+  if (!any_key_starts_with(file, vae_prefix_ + "encoder."))
     throw Error(path(), "has no VAE (no first_stage_model.* tensors): pass one with --vae");
   const KeyMap map = vae_key_map(config, vae_prefix_, where);
-  return SafetensorsSet(file_, [map](const std::string& name) { return map.original_of(name); });
+  return SafetensorsSet(file, [map](const std::string& name) { return map.original_of(name); });
 }
 
 SafetensorsSet SingleFileCheckpoint::text_encoder() const {
   if (!has_text_encoder()) throw Error(path(), "has no text encoder (no cond_stage_model.* tensors)");
   const KeyMap map = open_clip_ ? open_clip_key_map(text_prefix_) : clip_text_key_map(text_prefix_, text_model_level_);
-  return SafetensorsSet(file_, [map](const std::string& name) { return map.original_of(name); });
+  return SafetensorsSet(SafetensorsFile(path_), [map](const std::string& name) { return map.original_of(name); });
 }
 
 SafetensorsSet vae_file_weights(const std::string& path, const Json& config, const std::string& where) {

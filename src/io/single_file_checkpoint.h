@@ -11,11 +11,12 @@ namespace sdtune::io {
 
 class SingleFileCheckpoint {
  public:
-  // Refuses a file that is not a full SD checkpoint (a LoRA, a VAE, SDXL) with what it looks like.
+  // Reads the header; refuses a file that is not a full SD checkpoint (a LoRA, a VAE, SDXL) with what
+  // it looks like. The file is mapped again by each component's weights and only while they are read,
+  // so a model in memory does not also keep the whole file's pages resident.
   explicit SingleFileCheckpoint(const std::string& path);
 
-  const std::string& path() const { return file_.path(); }
-  const SafetensorsFile& file() const { return file_; }
+  const std::string& path() const { return path_; }
 
   struct FamilyGuess {
     std::string family;  // a model_families.h name, or "" when the shapes show none sdtune ships
@@ -35,7 +36,8 @@ class SingleFileCheckpoint {
   SafetensorsSet text_encoder() const;  // CLIPTextModel names (text_model.*)
 
  private:
-  SafetensorsFile file_;
+  std::string path_;
+  std::vector<int64_t> conv_in_shape_, context_shape_;  // what guess_family looks at ([] when absent)
   std::string vae_prefix_ = "first_stage_model.";
   std::string text_prefix_;  // "" when the file has no text encoder
   bool open_clip_ = false, text_model_level_ = true;

@@ -22,7 +22,7 @@ void check_config_fits_weights(const models::WeightSignature& signature, const i
                                const std::string& config_path) {
   for (const auto& expected : signature) {
     const auto found = weights.find(prefix + expected.name);
-    const std::string problem = "describes a model with tensor \"" + prefix + expected.name + "\" of shape " + shape_text(expected.shape);
+    const std::string problem = "describes a model with tensor " + weights.shown_name(prefix + expected.name) + " of shape " + shape_text(expected.shape);
     if (!found.entry) throw Error(config_path, problem + ", which " + weights.describe() + " does not have (config and weights do not belong together)");
     bool fits = found.entry->shape.size() == expected.shape.size();
     for (size_t d = 0; fits && d < expected.shape.size(); ++d) fits = expected.shape[d] == models::kAnySize || expected.shape[d] == found.entry->shape[d];

@@ -35,7 +35,7 @@ bool is_replaced(const fs::path& relative) {
 }
 
 // The source folder copied to `tmp`, with the UNet and text encoder weights replaced by the merged ones.
-void write_fused_folder(const io::ModelFolder& source, const fs::path& tmp, torch::nn::Module& unet, torch::nn::Module& text_encoder) {
+void write_fused_folder(const io::ModelFolder& source, const std::string& variant, const fs::path& tmp, torch::nn::Module& unet, torch::nn::Module& text_encoder) {
   fs::create_directories(tmp);
   for (const auto& entry : fs::recursive_directory_iterator(source.root())) {
     const fs::path relative = fs::relative(entry.path(), source.root());
@@ -45,24 +45,26 @@ void write_fused_folder(const io::ModelFolder& source, const fs::path& tmp, torc
   for (const auto& [component, module, prefix] :
        {std::tuple<std::string, torch::nn::Module*, std::string>{"unet", &unet, ""}, {"text_encoder", &text_encoder, "text_model."}}) {
     const std::string name = component == "unet" ? "diffusion_pytorch_model.safetensors" : "model.safetensors";
-    save_component(*module, source.weight_files(component).front(), prefix, tmp / component / name);
+    save_component(*module, source.weight_files(component, variant).front(), prefix, tmp / component / name);
   }
 }
 
 }  // namespace
 
 std::vector<lora::MergeReport> fuse_loras(const io::ModelFiles& source, const std::vector<std::pair<lora::LoraFile, double>>& loras,
-                                          const std::string& output, bool allow_partial) {
+                                          const std::string& output, bool allow_partial, const std::string& variant) {
   if (fs::exists(output)) throw Error(output, "already exists; choose a new " + std::string(source.is_single_file() ? "file" : "folder") + " for the fused model");
   if (source.is_single_file() && fs::path(output).extension() != ".safetensors")
     throw Error("--output", "a single-file model fuses into a single file: give a name ending in .safetensors");
-  auto text_encoder = load_text_encoder(source, {});
-  auto unet = load_unet(source, {});
+  LoadOptions load;
+  load.variant = variant;
+  auto text_encoder = load_text_encoder(source, load);
+  auto unet = load_unet(source, load);
   lora::LoraMerger merger(*unet, *text_encoder);
   std::vector<lora::MergeReport> reports;
   for (const auto& [file, weight] : loras) reports.push_back(merger.merge(file, weight, allow_partial));
   if (source.is_single_file()) {
-    auto vae = load_vae(source, {});
+    auto vae = load_vae(source, load);
     write_single_file(exported_model(source, *unet, *text_encoder, *vae), output, stored_dtype(source));
     return reports;
   }
@@ -71,7 +73,7 @@ std::vector<lora::MergeReport> fuse_loras(const io::ModelFiles& source, const st
   const fs::path tmp = output + ".tmp-fuse";
   fs::remove_all(tmp);
   try {
-    write_fused_folder(source.folder(), tmp, *unet, *text_encoder);
+    write_fused_folder(source.folder(), variant, tmp, *unet, *text_encoder);
   } catch (...) {  // a full disk: no half-written folder stays behind
     io::discard_partial_write(tmp.string(), output, "the fused model");
   }

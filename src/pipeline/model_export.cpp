@@ -76,15 +76,17 @@ ExportedModel exported_model(const io::ModelFiles& files, torch::nn::Module& une
   return model;
 }
 
-at::ScalarType stored_dtype(const io::ModelFiles& files) {
-  const auto weights = files.component_weights("unet");
+at::ScalarType stored_dtype(const io::ModelFiles& files, const std::string& variant) {
+  const auto weights = files.component_weights("unet", variant);
   const auto found = weights.find("conv_in.weight");
   return found.entry ? io::to_scalar_type(found.entry->dtype) : at::kFloat;
 }
 
-void convert_model(const io::ModelFiles& files, const std::string& output, c10::optional<at::ScalarType> dtype) {
+void convert_model(const io::ModelFiles& files, const std::string& output, c10::optional<at::ScalarType> dtype,
+                   const std::string& variant) {
   LoadOptions load;
-  load.dtype = dtype.value_or(stored_dtype(files));
+  load.variant = variant;
+  load.dtype = dtype.value_or(stored_dtype(files, variant));
   auto unet = load_unet(files, load);
   auto text_encoder = load_text_encoder(files, load);
   auto vae = load_vae(files, load);

@@ -33,11 +33,12 @@ ExportedModel exported_model(const io::ModelFiles& files, torch::nn::Module& une
                              torch::nn::Module& vae);
 
 // The dtype a model's UNet weights are stored in (what a fused or converted copy keeps by default).
-at::ScalarType stored_dtype(const io::ModelFiles& files);
+at::ScalarType stored_dtype(const io::ModelFiles& files, const std::string& variant = "");
 
-// `sdtune convert`: `files` as a diffusers folder, or as a single file when `output` ends in
-// .safetensors, in `dtype` (default: the stored one).
-void convert_model(const io::ModelFiles& files, const std::string& output, c10::optional<at::ScalarType> dtype);
+// `sdtune convert`: `files` (their `variant` weight files) as a diffusers folder, or as a single file
+// when `output` ends in .safetensors, in `dtype` (default: the stored one).
+void convert_model(const io::ModelFiles& files, const std::string& output, c10::optional<at::ScalarType> dtype,
+                   const std::string& variant = "");
 
 // SD 2's OpenCLIP text encoder uses GELU, SD 1's CLIP ViT-L quick-GELU: the layout a single file takes.
 bool uses_open_clip_layout(const io::Json& text_encoder_config);
