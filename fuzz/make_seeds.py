@@ -130,6 +130,20 @@ def single_file_seeds():
         "first_stage_model.encoder.mid.attn_1.q.weight": ("F32", [2, 1, 2, 1], floats(1, 2, 3, 4))}))
 
 
+def hub_seeds():
+    t = "hub_responses_fuzzer"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    headers = ("HTTP/1.1 302 Found\r\nX-Repo-Commit: " + commit + "\r\nX-Linked-Etag: \"5d1e0f3a9c\"\r\n"
+               "X-Linked-Size: 3463\r\nLocation: https://cdn-lfs.hf.co/repos/ab/cd/5d1e0f3a9c\r\nETag: W/\"12\"\r\n")
+    files = sorted(str(p.relative_to(data / "tiny-sd2" / "pipeline")) for p in (data / "tiny-sd2" / "pipeline").rglob("*") if p.is_file())
+    files += ["unet/diffusion_pytorch_model.fp16.safetensors", "text_encoder/model.safetensors.index.json",
+              "text_encoder/model-00001-of-00002.safetensors", "unet/diffusion_pytorch_model.bin", "v2-1_768-ema-pruned.ckpt"]
+    info = json.dumps({"id": "org/tiny", "sha": commit, "siblings": [{"rfilename": f} for f in files]})
+    write(t, "resolve_and_info.txt", headers.encode() + SEP + info.encode() + SEP + b"fp16")
+    write(t, "hostile.txt", b"x-repo-commit: main\r\nETag: \"../../etc\"\r\n" + SEP +
+          json.dumps({"sha": commit, "siblings": [{"rfilename": "../x"}, {"rfilename": "/abs"}]}).encode() + SEP)
+
+
 def json_config_seeds():
     t = "json_config_fuzzer"
     readers = {"unet": 0, "vae": 1, "text_encoder": 2, "scheduler": 3}
@@ -295,6 +309,7 @@ model_card_seeds()
 safetensors_seeds()
 lora_seeds()
 single_file_seeds()
+hub_seeds()
 json_config_seeds()
 tokenizer_seeds()
 prompt_seeds()

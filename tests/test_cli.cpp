@@ -110,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"unknown_weighting", "tokenize --model " + data_path("tiny-sd1/pipeline") + " --prompt x --prompt_weighting fancy", "--prompt_weighting"},
         BadInput{"negative_clip_skip", "encode-prompt --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/x.safetensors --clip_skip -1", "--clip_skip"},
         BadInput{"clip_skip_too_deep", "encode-prompt --model " + data_path("tiny-sd1/pipeline") + " --prompt x --output /tmp/sdtune-never.safetensors --clip_skip 3", "--clip_skip"},
-        BadInput{"missing_model", "tokenize --model no-org/no-model --prompt x", "not in the Hugging Face cache"},
+        BadInput{"missing_model", "tokenize --model no-org/no-model --prompt x --offline", "not in the Hugging Face cache"},
         BadInput{"unknown_subcommand", "paint --prompt x", "unknown subcommand \"paint\""},
         BadInput{"hostile_file", "inspect " + data_path("tiny-sd1/tokenizer_does_not_exist.safetensors"), "file not found"},
         BadInput{"not_safetensors", "inspect " + data_path("tiny-sd1/pipeline/tokenizer/vocab.json"), "vocab.json"},

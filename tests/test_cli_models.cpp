@@ -7,6 +7,7 @@
 
 #include "cli_run.h"
 #include "io/safetensors.h"
+#include "support/fake_hub.h"
 #include "synthetic_dataset.h"
 #include "test_util.h"
 
@@ -130,6 +131,41 @@ TEST(CliModels, FusedSingleFileAndTrainingOnOne) {
   ASSERT_EQ(a.tensors().size(), b.tensors().size());
   for (const auto& entry : b.tensors())
     EXPECT_EQ(floats_of(a.path(), entry.name), floats_of(b.path(), entry.name)) << entry.name;
+}
+
+TEST(CliModels, HubIdIsDownloadedOnceResumedAfterAFullDiskAndThenOffline) {
+  sdtune::test::FakeHub hub;
+  hub.add("org/tiny-sd2", sdtune::test::FakeHub::Repo("89abcdef0123456789abcdef0123456789abcdef",
+                                                      sdtune::test::FakeHub::files_of(data_path("tiny-sd2/pipeline"))));
+  sdtune::test::TempDir home, out;
+  const std::string env = "HF_ENDPOINT=" + hub.endpoint() + " HF_HOME=" + home.path.string() + " HF_HUB_CACHE= HF_HUB_OFFLINE= HF_TOKEN= ";
+  const std::string generate = "generate --model org/tiny-sd2" + kSd2Request + " --save_latents " + out.file("latents.safetensors") +
+                               " --output " + out.file("a.png") + " --overwrite";
+  // The disk fills after 100 KB of the cache: one line, the partial blob kept.
+  auto r = sdtune::test::run_shell(env + "LD_PRELOAD=" + std::string(SDTUNE_ENOSPC_WRAPPER) + " SDTUNE_TEST_ENOSPC_DIR=" +
+                                   home.path.string() + " SDTUNE_TEST_ENOSPC_BYTES=100000 " + SDTUNE_BINARY " " + generate + " 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("No space left on device (what was downloaded is kept and the next run resumes it)"), std::string::npos) << r.output;
+  sdtune::test::expect_one_clean_error_line(r.output);
+  hub.clear_requests();
+  r = sdtune::test::run_shell(env + SDTUNE_BINARY " " + generate + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  int ranges = 0;
+  for (const auto& request : hub.requests()) ranges += request.find("Range=bytes=") != std::string::npos;
+  EXPECT_EQ(ranges, 1);
+  sdtune::io::SafetensorsFile refs(data_path("tiny-sd2/ref/pipeline_ddim.safetensors"));
+  const auto& entry = refs.at("latents_seed");
+  const float* ref = reinterpret_cast<const float*>(refs.data(entry));
+  EXPECT_LT(relative_difference(floats_of(out.file("latents.safetensors"), "latents"), std::vector<float>(ref, ref + entry.numel())), 1e-3);
+
+  // From the cache now, with no server asked, and --offline for an id the cache lacks.
+  hub.clear_requests();
+  r = sdtune::test::run_shell(env + SDTUNE_BINARY " " + generate + " --offline 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(hub.requests().empty());
+  r = sdtune::test::run_shell(env + SDTUNE_BINARY " tokenize --model org/other --prompt x --offline 2>&1");
+  EXPECT_NE(r.output.find("offline"), std::string::npos) << r.output;
+  EXPECT_TRUE(hub.requests().empty());
 }
 
 }  // namespace

@@ -24,7 +24,11 @@ struct CheckFlags {
 void check(const CheckFlags& f) {
   auto dataset = train::read_dataset(f.dir, f.dataset);
   std::unique_ptr<text::ClipTokenizer> tokenizer;
-  if (!f.model.empty()) tokenizer = pipeline::load_tokenizer(io::ModelFiles(f.model));
+  if (!f.model.empty()) {
+    io::ModelSpec spec = io::spec_of(f.model);
+    spec.components = {"tokenizer"};
+    tokenizer = pipeline::load_tokenizer(io::ModelFiles(spec));
+  }
   train::CheckOptions options;
   options.resolution = f.resolution;
   options.trigger_word = f.trigger_word;

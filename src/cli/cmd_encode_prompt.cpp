@@ -41,7 +41,7 @@ void run(const EncodePromptFlags& flags) {
 void add_encode_prompt_command(CLI::App& app) {
   auto flags = std::make_shared<EncodePromptFlags>();
   CLI::App* sub = app.add_subcommand("encode-prompt", "encode a prompt with the text encoder into prompt_embeds");
-  flags->model.add_to(sub);
+  flags->model.add_to(sub, "--model", {false, false, {"tokenizer", "text_encoder"}});
   sub->add_option("--prompt", flags->text, "prompt text")->required();
   sub->add_option("--output", flags->output, "output .safetensors file (tensor prompt_embeds)")->required();
   sub->add_flag("--overwrite", flags->overwrite, "replace an existing --output (never a file the run reads)");

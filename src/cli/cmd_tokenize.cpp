@@ -64,7 +64,7 @@ void run(const TokenizeFlags& flags) {
 void add_tokenize_command(CLI::App& app) {
   auto flags = std::make_shared<TokenizeFlags>();
   CLI::App* sub = app.add_subcommand("tokenize", "show the token ids and weights of a prompt");
-  flags->model.add_to(sub);
+  flags->model.add_to(sub, "--model", {false, false, {"tokenizer"}});
   sub->add_option("--prompt", flags->text, "prompt text")->required();
   flags->prompt.add_to(sub, /*with_clip_skip=*/false);  // ids do not depend on it
   sub->add_flag("--json", flags->json, "print one JSON object: input_ids, tokens, weights (first chunk) and all chunks");

@@ -48,6 +48,7 @@ void run(TrainFlags& f) {
     throw Error("--train_data_dir", "give either --train_data_dir or --dataset_name (an image folder or a Hub dataset in the local cache)");
   if (!f.dataset_name.empty()) o.data_dir = train::locate_image_folder(io::resolve_dataset_dir(f.dataset_name));
   o.model = f.model.spec;
+  o.model.variant = f.model.variant;
   o.model.prediction_type = o.prediction_type;
   {  // the one line on what a single file was taken for, before the dataset is read (the trainer opens it again)
     ModelFlags model = f.model;

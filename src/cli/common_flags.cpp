@@ -56,11 +56,13 @@ void add_max_image_pixels_flag(CLI::App* app) {
 }
 
 void ModelFlags::add_to(CLI::App* app, const std::string& model_flag, ModelFlagUse use) {
+  spec.components = use.components;
   app->add_option(model_flag, spec.model,
                   "diffusers model folder, single-file .safetensors checkpoint (SD 1.x/2.x, LDM layout), or a Hub id "
-                  "(org/name) already in the local Hugging Face cache")
+                  "(org/name): from the local Hugging Face cache, downloaded into it when missing")
       ->required();
-  app->add_option("--revision", spec.revision, "Hub revision: branch, tag or commit in the local cache")->capture_default_str();
+  app->add_option("--revision", spec.revision, "Hub revision: branch, tag or commit")->capture_default_str();
+  app->add_flag("--offline", spec.offline, "never download: Hub ids only from the local cache (as HF_HUB_OFFLINE=1)");
   app->add_option("--variant", variant, "weight file variant, e.g. fp16 (diffusion_pytorch_model.fp16.safetensors)");
   app->add_option("--config", spec.config_dir,
                   "for a single-file checkpoint: a diffusers folder (or Hub id) whose configs and tokenizer it uses "
@@ -75,7 +77,9 @@ void ModelFlags::add_to(CLI::App* app, const std::string& model_flag, ModelFlagU
 }
 
 io::ModelFiles ModelFlags::open() const {
-  io::ModelFiles files(spec);
+  io::ModelSpec with_variant = spec;
+  with_variant.variant = variant;
+  io::ModelFiles files(with_variant);
   if (!files.summary().empty()) std::cerr << "note: " << files.summary() << "\n";
   return files;
 }

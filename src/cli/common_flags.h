@@ -28,11 +28,13 @@ void add_max_image_pixels_flag(CLI::App* app);
 struct ModelFlagUse {
   bool vae = false;
   bool prediction_type = false;
+  // What the command loads: all that a Hub id not in the cache needs downloaded.
+  std::vector<std::string> components = {"unet", "vae", "text_encoder", "tokenizer", "scheduler"};
 };
 
 struct ModelFlags {
   io::ModelSpec spec;
-  std::string variant;
+  std::string variant;  // loads the variant's weight files (and downloads those)
   void add_to(CLI::App* app, const std::string& model_flag = "--model", ModelFlagUse use = {});
   // The model's files; a single file's family decision (or a --vae) is told on stderr in one line.
   io::ModelFiles open() const;

@@ -19,9 +19,13 @@ bool is_safetensors_file(const std::string& path) {
   return fs::is_regular_file(path, ec) && fs::path(path).extension() == ".safetensors";
 }
 
+HubOptions hub_options(const ModelSpec& spec, std::vector<std::string> components, bool weights = true) {
+  return {spec.offline, spec.variant, std::move(components), weights};
+}
+
 // A VAE folder: its own config.json and weights (component "" of ModelFolder), or a pipeline folder's vae/.
-ModelFolder vae_folder(const std::string& spec) {
-  const std::string dir = resolve_model_dir(spec);
+ModelFolder vae_folder(const ModelSpec& spec) {
+  const std::string dir = resolve_model_dir(spec.vae, "main", hub_options(spec, {""}));
   std::error_code ec;
   if (fs::is_directory(fs::path(dir) / "vae", ec)) return ModelFolder((fs::path(dir) / "vae").string());
   return ModelFolder(dir);
@@ -38,7 +42,7 @@ ModelFiles::ModelFiles(const ModelSpec& spec) : prediction_type_(spec.prediction
     path_ = spec.model;
     single_ = std::make_shared<const SingleFileCheckpoint>(spec.model);
     if (!spec.config_dir.empty()) {
-      folder_.emplace(resolve_model_dir(spec.config_dir, spec.revision));
+      folder_.emplace(resolve_model_dir(spec.config_dir, spec.revision, hub_options(spec, {"unet", "vae", "text_encoder", "tokenizer", "scheduler"}, false)));
       summary_ = spec.model + ": single-file checkpoint, configs and tokenizer from " + spec.config_dir + " (--config)";
     } else {
       const auto guess = single_->guess_family(spec.prediction_type);
@@ -51,12 +55,12 @@ ModelFiles::ModelFiles(const ModelSpec& spec) : prediction_type_(spec.prediction
     }
   } else {
     if (!spec.config_dir.empty()) throw Error("--config", "applies to a single-file checkpoint; " + spec.model + " is not one");
-    path_ = resolve_model_dir(spec.model, spec.revision);
+    path_ = resolve_model_dir(spec.model, spec.revision, hub_options(spec, spec.components));
     folder_.emplace(path_);
   }
   if (spec.vae.empty()) return;
   if (is_safetensors_file(spec.vae)) vae_file_ = spec.vae;
-  else vae_folder_.emplace(vae_folder(spec.vae));
+  else vae_folder_.emplace(vae_folder(spec));
   summary_ += std::string(summary_.empty() ? "" : "; ") + "VAE from " + spec.vae + " (--vae)";
 }
 

@@ -24,6 +24,11 @@ struct ModelSpec {
   std::string config_dir;       // --config: a diffusers folder whose configs and tokenizer a single file takes
   std::string vae;              // --vae: a VAE (diffusers folder or Hub id, or a single file) instead of the model's
   std::string prediction_type;  // "", epsilon or v_prediction: replaces the scheduler's (and picks SD 2 base/768-v)
+  // For a Hub id not in the cache: what to download (the variant's weights of these components) or,
+  // offline, to refuse.
+  std::string variant;
+  std::vector<std::string> components = {"unet", "vae", "text_encoder", "tokenizer", "scheduler"};
+  bool offline = false;
 };
 
 // A spec naming just the model (and, for a single file, a --config folder).

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/printable.h"
+#include "hub/hub_download.h"
 #include "io/input_file.h"
 
 namespace fs = std::filesystem;
@@ -65,35 +66,58 @@ static bool is_hub_id(const std::string& spec) {
   return valid_part(spec.substr(0, slash)) && valid_part(spec.substr(slash + 1));
 }
 
-// "org/name" -> <hub cache>/<kind>--org--name/snapshots/<commit of revision>.
-static std::string resolve_hub_snapshot(const std::string& spec, const std::string& revision, const std::string& kind) {
-  if (!is_hub_id(spec))
-    throw Error(spec, "no such folder, and not a Hugging Face id of the form org/name");
+bool hub_offline_by_environment() {
+  std::string value = env("HF_HUB_OFFLINE");
+  for (char& c : value) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return value == "1" || value == "true" || value == "yes" || value == "on";
+}
 
+// <cache>/<kind>--org--name/snapshots/<commit of revision>, or "" when the cache lacks it (`why` says).
+static std::string cached_snapshot(const std::string& spec, const std::string& revision, const std::string& kind, std::string* why) {
   std::error_code ec;
-  std::string repo_folder = kind + "--";
-  for (char c : spec) repo_folder += (c == '/') ? std::string("--") : std::string(1, c);
-  const fs::path cache = hf_hub_cache_dir();
-  const fs::path repo = cache / repo_folder;
-  const std::string download = kind == "datasets" ? "huggingface-cli download --repo-type dataset " : "huggingface-cli download ";
-  const std::string hint =
-      " (sdtune works offline: download it on a connected machine with `" + download + spec + "` and copy the cache here, set HF_HUB_CACHE or HF_HOME to where it is, or pass a folder)";
-  if (!fs::is_directory(repo, ec))
-    throw Error(spec, "not a local folder and not in the Hugging Face cache: looked for " + repo.string() + hint);
-
+  const fs::path repo = hub::repo_cache_folder(hf_hub_cache_dir(), spec, kind);
+  if (!fs::is_directory(repo, ec)) {
+    *why = "not a local folder and not in the Hugging Face cache: looked for " + repo.string();
+    return "";
+  }
   std::string commit = revision;
   const fs::path ref = repo / "refs" / revision;
-  if (fs::is_regular_file(ref, ec)) commit = read_first_line(ref);
+  if (revision.find("..") == std::string::npos && fs::is_regular_file(ref, ec)) commit = read_first_line(ref);
   const fs::path snapshot = repo / "snapshots" / commit;
   // A ref file (or --revision) names one folder inside snapshots/, never a way out of it.
-  if (commit.empty() || commit == "." || commit == ".." || commit.find('/') != std::string::npos ||
-      !fs::is_directory(snapshot, ec))
-    throw Error(spec, "the Hugging Face cache has " + repo.string() + " but no snapshot for revision " +
-                          in_quotes(revision) + " (looked at " + ref.string() + " and " + snapshot.string() + ")" + hint);
+  if (commit.empty() || commit == "." || commit == ".." || commit.find('/') != std::string::npos || !fs::is_directory(snapshot, ec)) {
+    *why = "the Hugging Face cache has " + repo.string() + " but no snapshot for revision " + in_quotes(revision) + " (looked at " +
+           ref.string() + " and " + snapshot.string() + ")";
+    return "";
+  }
   return snapshot.string();
 }
 
-std::string resolve_model_dir(const std::string& spec, const std::string& revision) {
+// Whether a cached snapshot has every folder a command loads (a tokenize run may have fetched only tokenizer/).
+static bool has_components(const std::string& snapshot, const std::vector<std::string>& components) {
+  std::error_code ec;
+  for (const auto& c : components)
+    if (!fs::exists(fs::path(snapshot) / (c.empty() ? "config.json" : c), ec)) return false;
+  return true;
+}
+
+// "org/name" -> the snapshot folder of `revision`, from the cache or downloaded into it.
+static std::string resolve_hub_snapshot(const std::string& spec, const std::string& revision, const std::string& kind,
+                                        const HubOptions& hub) {
+  if (!is_hub_id(spec))
+    throw Error(spec, "no such folder, and not a Hugging Face id of the form org/name");
+  std::string why;
+  const std::string snapshot = cached_snapshot(spec, revision, kind, &why);
+  if (!snapshot.empty() && has_components(snapshot, hub.components)) return snapshot;
+  if (kind == "models" && !hub.components.empty() && !hub.offline && !hub_offline_by_environment())
+    return hub::download_snapshot({spec, revision, hub.variant, hub.components, hub.weights}, hf_hub_cache_dir());
+  const std::string download = kind == "datasets" ? "huggingface-cli download --repo-type dataset " : "huggingface-cli download ";
+  throw Error(spec, (snapshot.empty() ? why : "the cached snapshot " + snapshot + " lacks files this command needs") +
+                        (kind == "models" ? " (offline: --offline or HF_HUB_OFFLINE; without them sdtune downloads it)" : "") +
+                        " (download it with `" + download + spec + "` and copy the cache here, set HF_HUB_CACHE or HF_HOME to where it is, or pass a folder)");
+}
+
+std::string resolve_model_dir(const std::string& spec, const std::string& revision, const HubOptions& hub) {
   if (spec.empty()) throw Error("--model", "no model given");
   std::error_code ec;
   if (fs::is_directory(spec, ec)) return spec;
@@ -102,14 +126,14 @@ std::string resolve_model_dir(const std::string& spec, const std::string& revisi
     throw Error(spec, "is a file but not a .safetensors checkpoint; sdtune takes a diffusers model folder (model_index.json, "
                       "unet/, vae/, text_encoder/, tokenizer/, scheduler/) or a single-file .safetensors checkpoint");
   }
-  return resolve_hub_snapshot(spec, revision, "models");
+  return resolve_hub_snapshot(spec, revision, "models", hub);
 }
 
 std::string resolve_dataset_dir(const std::string& spec, const std::string& revision) {
   if (spec.empty()) throw Error("--dataset_name", "no dataset given");
   std::error_code ec;
   if (fs::is_directory(spec, ec)) return spec;
-  return resolve_hub_snapshot(spec, revision, "datasets");
+  return resolve_hub_snapshot(spec, revision, "datasets", {});
 }
 
 }  // namespace sdtune::io

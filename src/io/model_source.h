@@ -1,5 +1,5 @@
-// Where a model named on the command line lives: a local folder, or a Hub id resolved offline in the
-// local Hugging Face cache (nothing is ever downloaded).
+// Where a model named on the command line lives: a local folder, or a Hub id resolved in the local
+// Hugging Face cache, downloaded into it when missing (unless offline).
 #pragma once
 #include <string>
 #include <vector>
@@ -9,10 +9,24 @@ namespace sdtune::io {
 // The hub cache folder: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
 std::string hf_hub_cache_dir();
 
+// What a Hub id needs when it is not (all) in the local cache.
+struct HubOptions {
+  bool offline = false;                 // --offline; HF_HUB_OFFLINE=1 also means it
+  std::string variant;                  // weight files of this variant (fp16: *.fp16.safetensors)
+  std::vector<std::string> components;  // the folders the command loads ("" a repository's root); none: the
+                                        // cache only (LoRA and dataset ids), nothing downloaded
+  bool weights = true;                  // false: configs and tokenizer only (--config)
+};
+
+// True when HF_HUB_OFFLINE says so (1, true, yes, on: huggingface_hub's rule).
+bool hub_offline_by_environment();
+
 // Resolves `spec` (a folder, or "org/name") to a folder. `revision` is a branch/tag name under
-// refs/ or a commit hash under snapshots/. Throws Error saying where it looked when nothing is found,
-// and refuses pickle checkpoints (.ckpt/.bin/.pt/.pth) with an explanation.
-std::string resolve_model_dir(const std::string& spec, const std::string& revision = "main");
+// refs/ or a commit hash under snapshots/. A Hub id whose snapshot (or one of the components asked
+// for) is not in the cache is downloaded (hub/hub_download.h) unless offline. Throws Error saying
+// where it looked when nothing is found, and refuses pickle checkpoints (.ckpt/.bin/.pt/.pth) with
+// an explanation.
+std::string resolve_model_dir(const std::string& spec, const std::string& revision = "main", const HubOptions& hub = {});
 
 // A dataset named by --dataset_name: a local folder, or a Hub dataset id in the local cache
 // (<cache>/datasets--org--name/snapshots/<commit>).
