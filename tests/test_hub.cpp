@@ -71,6 +71,7 @@ TEST(Hub, DownloadsOnlyWhatTheCommandNeedsInHuggingFaceHubsLayout) {
   EXPECT_EQ(fs::read_symlink(unet).string(), "../../../blobs/" + sdtune::test::FakeHub::etag_of(content));  // relative, as huggingface_hub
   EXPECT_EQ(fs::read_symlink(fs::path(snapshot) / "model_index.json").string().rfind("../../blobs/", 0), 0u);
   EXPECT_EQ(fs::file_size(unet), content.size());
+  EXPECT_TRUE(fs::exists(env.home.path / "hub" / ".locks" / "models--org--tiny-sd2" / (sdtune::test::FakeHub::etag_of(content) + ".lock")));
   std::ifstream ref(env.repo() / "refs" / "main");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(ref), {}), kCommit);
 

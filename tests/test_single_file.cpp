@@ -191,6 +191,21 @@ TEST(SingleFile, InpaintingUnetOfNineChannelsEqualsDiffusers) {
   EXPECT_LT(relative_error(out, refs.at("inpainting.unet_output")), 1e-4);
 }
 
+TEST(SingleFile, HostileShapesAreRefusedNamingTheTensor) {
+  sdtune::test::TempDir dir;
+  sdtune::io::save_tensors(dir.file("x.safetensors"), {{"qkv", torch::zeros({4, 2})}, {"conv", torch::zeros({2, 2, 1, 1})}});
+  const sdtune::io::SafetensorsFile file(dir.file("x.safetensors"));
+  const sdtune::io::SafetensorsSet set(file, [](const std::string& name) {
+    return name == "q" ? sdtune::io::StoredTensor{"qkv", 0, 3, false} : sdtune::io::StoredTensor{"conv", 0, 1, true};
+  });
+  const std::string message = sdtune::test::error_of([&] { set.find("q"); });
+  EXPECT_NE(message.find("\"qkv\" of shape [4, 2] cannot be split into 3 equal parts"), std::string::npos) << message;
+  const auto linear = set.find("linear");
+  ASSERT_TRUE(linear.entry);
+  EXPECT_EQ(linear.entry->shape, (std::vector<int64_t>{2, 2}));  // the 1x1 convolution read as a linear weight
+  EXPECT_EQ(set.shown_name("linear"), "\"conv\" (diffusers \"linear\")");
+}
+
 TEST(SingleFile, SeparateVaeFromAFileOrAFolder) {
   sdtune::test::TempDir dir;
   // The VAE of the single file on its own, as ft-MSE VAEs are shipped (LDM names, no prefix).

@@ -1,6 +1,12 @@
 #include "hub/hub_download.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -62,8 +68,27 @@ FileMetadata file_metadata(const std::string& url, const std::vector<std::string
   throw Error(url, "the Hub redirected more than 10 times");
 }
 
+// An exclusive lock on one blob (<cache>/.locks/<repo folder>/<etag>.lock, huggingface_hub's place
+// for them): two runs fetching the same file never append to one partial file.
+class BlobLock {
+ public:
+  explicit BlobLock(const fs::path& path) {
+    fs::create_directories(path.parent_path());
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw Error(path.string(), std::string("cannot lock the download: ") + std::strerror(errno));
+  }
+  ~BlobLock() { ::close(fd_); }
+  BlobLock(const BlobLock&) = delete;
+  BlobLock& operator=(const BlobLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // The blob of one file, downloaded (or resumed) unless the cache has it.
 void fetch_blob(const FileMetadata& m, const fs::path& blob, const std::vector<std::string>& headers, const std::string& name) {
+  const BlobLock lock(blob.parent_path().parent_path().parent_path() / ".locks" / blob.parent_path().parent_path().filename() /
+                      (blob.filename().string() + ".lock"));
   std::error_code ec;
   if (fs::is_regular_file(blob, ec) && (m.size < 0 || int64_t(fs::file_size(blob, ec)) == m.size)) return;
   const fs::path partial = blob.string() + ".incomplete";
