@@ -117,6 +117,13 @@ TEST(CliModels, ConvertBothWaysAndRefusals) {
   EXPECT_EQ(sdtune::io::SafetensorsFile(dir.file("f4.safetensors")).tensors().size(), file.tensors().size());
   r = run("convert --model " + data_path("tiny-sd1/pipeline") + " --config " + data_path("tiny-sd1/pipeline") + " --output " + dir.file("f3"));
   EXPECT_NE(r.output.find("error: --config"), std::string::npos) << r.output;
+  // A --config folder whose scheduler names no class: the file is named, nothing is written.
+  std::filesystem::copy(data_path("tiny-sd1/pipeline"), dir.file("odd_config"), std::filesystem::copy_options::recursive);
+  std::ofstream(dir.file("odd_config/scheduler/scheduler_config.json"), std::ios::trunc) << R"({"_class_name": 5})";
+  r = run("convert --model " + dir.file("m.safetensors") + " --config " + dir.file("odd_config") + " --output " + dir.file("f5"));
+  EXPECT_NE(r.output.find("error: " + dir.file("odd_config/scheduler/scheduler_config.json") + ": config key \"_class_name\" must be a string"),
+            std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("f5")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("f2")));
 }
 

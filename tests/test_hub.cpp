@@ -96,6 +96,19 @@ TEST(Hub, ResumesAPartialDownloadWithARangeRequest) {
   std::ifstream in(fs::path(snapshot) / "unet" / "diffusion_pytorch_model.safetensors", std::ios::binary);
   EXPECT_TRUE(std::string(std::istreambuf_iterator<char>(in), {}) == content);
   EXPECT_FALSE(fs::exists(partial));
+
+  // A partial file that is whole (a run killed before its rename) is taken as it is; one longer than
+  // the file is no prefix of it and starts over.
+  const std::string vae = sdtune::test::FakeHub::files_of(data_path("tiny-sd2/pipeline")).at("vae/diffusion_pytorch_model.safetensors");
+  const std::string te = sdtune::test::FakeHub::files_of(data_path("tiny-sd2/pipeline")).at("text_encoder/model.safetensors");
+  std::ofstream(env.repo() / "blobs" / (sdtune::test::FakeHub::etag_of(vae) + ".incomplete"), std::ios::binary) << vae;
+  std::ofstream(env.repo() / "blobs" / (sdtune::test::FakeHub::etag_of(te) + ".incomplete"), std::ios::binary) << te << "trailing junk";
+  env.hub.clear_requests();
+  sdtune::io::resolve_model_dir("org/tiny-sd2", "main", needs({"unet", "vae", "text_encoder"}));
+  EXPECT_EQ(env.count("GET /cdn/" + sdtune::test::FakeHub::etag_of(vae)), 0);
+  EXPECT_EQ(env.count("GET /cdn/" + sdtune::test::FakeHub::etag_of(te)), 1);
+  std::ifstream te_blob(env.repo() / "blobs" / sdtune::test::FakeHub::etag_of(te), std::ios::binary);
+  EXPECT_TRUE(std::string(std::istreambuf_iterator<char>(te_blob), {}) == te);
 }
 
 TEST(Hub, EveryFailureIsOneClearLine) {
@@ -108,6 +121,9 @@ TEST(Hub, EveryFailureIsOneClearLine) {
   ::setenv("HF_TOKEN", "secret-token", 1);
   EXPECT_NO_THROW(sdtune::io::resolve_model_dir("org/private", "main", needs({"tokenizer"})));
   EXPECT_EQ(env.hub.authorization(), "Bearer secret-token");
+  ::setenv("HF_TOKEN", "secret-token\r\nX-Injected: 1", 1);
+  message = error_of([&] { sdtune::io::resolve_model_dir("org/private", "main", needs({"unet"})); });
+  EXPECT_NE(message.find("HF_TOKEN: contains control characters"), std::string::npos) << message;
   ::unsetenv("HF_TOKEN");
 
   message = error_of([&] { sdtune::io::resolve_model_dir("org/missing", "main", needs({"unet"})); });

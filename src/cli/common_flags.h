@@ -29,7 +29,7 @@ struct ModelFlagUse {
   bool vae = false;
   bool prediction_type = false;
   // What the command loads: all that a Hub id not in the cache needs downloaded.
-  std::vector<std::string> components = {"unet", "vae", "text_encoder", "tokenizer", "scheduler"};
+  std::vector<std::string> components = io::pipeline_components();
 };
 
 struct ModelFlags {

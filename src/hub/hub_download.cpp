@@ -44,9 +44,17 @@ std::string token() {
   return t;
 }
 
+// The token as a header value: control characters in it would end the header and start another.
+std::string checked_token() {
+  const std::string t = token();
+  for (unsigned char c : t)
+    if (c < 0x20 || c == 0x7f) throw Error("HF_TOKEN", "contains control characters (a token is one line of letters and digits)");
+  return t;
+}
+
 std::vector<std::string> request_headers() {
   std::vector<std::string> headers = {"User-Agent: sdtune/" SDTUNE_VERSION, "Accept-Encoding: identity"};
-  const std::string t = token();
+  const std::string t = checked_token();
   if (!t.empty()) headers.push_back("Authorization: Bearer " + t);
   return headers;
 }
@@ -92,12 +100,14 @@ void fetch_blob(const FileMetadata& m, const fs::path& blob, const std::vector<s
   std::error_code ec;
   if (fs::is_regular_file(blob, ec) && (m.size < 0 || int64_t(fs::file_size(blob, ec)) == m.size)) return;
   const fs::path partial = blob.string() + ".incomplete";
-  const int64_t have = fs::is_regular_file(partial, ec) ? int64_t(fs::file_size(partial, ec)) : 0;
+  int64_t have = fs::is_regular_file(partial, ec) ? int64_t(fs::file_size(partial, ec)) : 0;
+  if (m.size >= 0 && have == m.size) return fs::rename(partial, blob);  // whole already: a run killed before its rename
+  if (m.size >= 0 && have > m.size) fs::remove(partial), have = 0;      // longer than the file: not a prefix of it
   // A bar in MiB for files of a MiB or more (weights), redrawn when the count changes; configs go quietly.
   constexpr int64_t kMiB = 1 << 20;
   ProgressBar bar("Downloading " + name + " (MiB)", m.size / kMiB, m.size >= kMiB, have / kMiB);
   int64_t shown = -1;
-  const Response r = http_download(m.location, headers, partial.string(), m.size >= 0 && have >= m.size ? 0 : have, [&](int64_t bytes) {
+  const Response r = http_download(m.location, headers, partial.string(), have, [&](int64_t bytes) {
     if (bytes / kMiB != shown) bar.update(shown = bytes / kMiB);
   });
   bar.finish();

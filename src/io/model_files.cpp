@@ -42,7 +42,7 @@ ModelFiles::ModelFiles(const ModelSpec& spec) : prediction_type_(spec.prediction
     path_ = spec.model;
     single_ = std::make_shared<const SingleFileCheckpoint>(spec.model);
     if (!spec.config_dir.empty()) {
-      folder_.emplace(resolve_model_dir(spec.config_dir, spec.revision, hub_options(spec, {"unet", "vae", "text_encoder", "tokenizer", "scheduler"}, false)));
+      folder_.emplace(resolve_model_dir(spec.config_dir, spec.revision, hub_options(spec, pipeline_components(), false)));
       summary_ = spec.model + ": single-file checkpoint, configs and tokenizer from " + spec.config_dir + " (--config)";
     } else {
       const auto guess = single_->guess_family(spec.prediction_type);
@@ -63,8 +63,6 @@ ModelFiles::ModelFiles(const ModelSpec& spec) : prediction_type_(spec.prediction
   else vae_folder_.emplace(vae_folder(spec));
   summary_ += std::string(summary_.empty() ? "" : "; ") + "VAE from " + spec.vae + " (--vae)";
 }
-
-std::string ModelFiles::family() const { return family_ ? family_->name : ""; }
 
 const ModelFolder& ModelFiles::folder() const {
   if (single_) throw Error(path_, "is a single-file checkpoint, not a diffusers folder");

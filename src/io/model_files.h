@@ -9,6 +9,7 @@
 
 #include "io/json_file.h"
 #include "io/model_folder.h"
+#include "io/model_source.h"
 #include "io/safetensors.h"
 #include "io/tokenizer_files.h"
 
@@ -27,7 +28,7 @@ struct ModelSpec {
   // For a Hub id not in the cache: what to download (the variant's weights of these components) or,
   // offline, to refuse.
   std::string variant;
-  std::vector<std::string> components = {"unet", "vae", "text_encoder", "tokenizer", "scheduler"};
+  std::vector<std::string> components = pipeline_components();
   bool offline = false;
 };
 
@@ -49,8 +50,6 @@ class ModelFiles {
   bool is_single_file() const { return single_ != nullptr; }
   // One line on what a single file was taken for and where its configs came from; "" for a folder.
   const std::string& summary() const { return summary_; }
-  // The family name a single file was taken for ("" for folders and --config).
-  std::string family() const;
 
   Json component_config(const std::string& component) const;
   std::string component_config_path(const std::string& component) const;  // where it came from, for messages

@@ -9,6 +9,12 @@ namespace sdtune::io {
 // The hub cache folder: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
 std::string hf_hub_cache_dir();
 
+// The folders of a diffusers Stable Diffusion pipeline that sdtune loads.
+inline const std::vector<std::string>& pipeline_components() {
+  static const std::vector<std::string> all = {"unet", "vae", "text_encoder", "tokenizer", "scheduler"};
+  return all;
+}
+
 // What a Hub id needs when it is not (all) in the local cache.
 struct HubOptions {
   bool offline = false;                 // --offline; HF_HUB_OFFLINE=1 also means it

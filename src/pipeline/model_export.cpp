@@ -8,6 +8,7 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint_keys.h"
 #include "io/model_files.h"
+#include "io/model_source.h"
 #include "io/tensor_io.h"
 #include "pipeline/components.h"
 
@@ -31,12 +32,12 @@ io::TensorMap parameters_of(torch::nn::Module& module, const std::string& prefix
   return tensors;
 }
 
-io::Json model_index(const io::Json& scheduler_config) {
+io::Json model_index(const io::Json& scheduler_config, const std::string& where) {
   return {{"_class_name", "StableDiffusionPipeline"},
           {"feature_extractor", {nullptr, nullptr}},
           {"requires_safety_checker", false},
           {"safety_checker", {nullptr, nullptr}},
-          {"scheduler", {"diffusers", scheduler_config.value("_class_name", "PNDMScheduler")}},
+          {"scheduler", {"diffusers", io::config_value<std::string>(scheduler_config, "_class_name", "PNDMScheduler", where)}},
           {"text_encoder", {"transformers", "CLIPTextModel"}},
           {"tokenizer", {"transformers", "CLIPTokenizer"}},
           {"unet", {"diffusers", "UNet2DConditionModel"}},
@@ -71,6 +72,9 @@ ExportedModel exported_model(const io::ModelFiles& files, torch::nn::Module& une
   model.text_encoder_config = files.component_config("text_encoder");
   model.vae_config = files.component_config("vae");
   model.scheduler_config = files.component_config("scheduler");
+  // Checked here, naming the file: model_index.json repeats the class (nothing else reads this config on the way).
+  model.scheduler_config["_class_name"] =
+      io::config_value<std::string>(model.scheduler_config, "_class_name", "PNDMScheduler", files.component_config_path("scheduler"));
   model.tokenizer = files.tokenizer_files();
   model.open_clip = uses_open_clip_layout(model.text_encoder_config);
   return model;
@@ -96,7 +100,7 @@ void convert_model(const io::ModelFiles& files, const std::string& output, c10::
 }
 
 bool uses_open_clip_layout(const io::Json& text_encoder_config) {
-  return text_encoder_config.value("hidden_act", std::string()) == "gelu";
+  return io::config_value<std::string>(text_encoder_config, "hidden_act", "", "text encoder config") == "gelu";
 }
 
 void write_diffusers_folder(const ExportedModel& model, const std::string& output, at::ScalarType dtype) {
@@ -105,8 +109,8 @@ void write_diffusers_folder(const ExportedModel& model, const std::string& outpu
   const fs::path tmp = output + ".tmp-write";
   fs::remove_all(tmp, ec);
   try {
-    for (const char* dir : {"unet", "vae", "text_encoder", "tokenizer", "scheduler"}) fs::create_directories(tmp / dir);
-    write_json(tmp / "model_index.json", model_index(model.scheduler_config));
+    for (const auto& dir : io::pipeline_components()) fs::create_directories(tmp / dir);
+    write_json(tmp / "model_index.json", model_index(model.scheduler_config, "scheduler config"));
     write_json(tmp / "scheduler" / "scheduler_config.json", model.scheduler_config);
     write_json(tmp / "unet" / "config.json", model.unet_config);
     write_json(tmp / "vae" / "config.json", model.vae_config);
