@@ -2,10 +2,12 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "io/json_file.h"
 #include "io/model_files.h"
+#include "io/safetensors.h"
 #include "io/tensor_io.h"
 #include "lora/lora_file.h"
 #include "lora/lora_merge.h"
@@ -203,15 +205,102 @@ TEST(LoraConvert, RoundTripsGiveIdenticalTensors) {
   ASSERT_EQ(reference.size(), ours.size());
   for (const auto& [key, t] : reference) EXPECT_TRUE(torch::equal(t.to(torch::kFloat), ours.at(key).to(torch::kFloat))) << key;
 
-  // alpha 8 survives kohya -> PEFT (metadata) -> kohya.
+  // alpha 8 / rank 4 through kohya -> PEFT -> kohya: folded into the up matrices (x2, exact), alpha = rank.
   const auto alpha8 = sdtune::lora::read_lora(data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors"));
   sdtune::lora::write_lora(alpha8, dir.file("p.safetensors"), sdtune::lora::LoraFormat::Peft);
   const auto peft = sdtune::lora::read_lora(dir.file("p.safetensors"));
   EXPECT_EQ(peft.format, "peft");
   sdtune::lora::write_lora(peft, dir.file("k8.safetensors"), sdtune::lora::LoraFormat::Kohya);
   const auto back = sdtune::io::read_all_tensors(dir.file("k8.safetensors"));
-  for (const auto& [key, t] : sdtune::io::read_all_tensors(data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors")))
-    EXPECT_TRUE(torch::equal(t, back.at(key))) << key;
+  for (const auto& [key, t] : sdtune::io::read_all_tensors(data_path("tiny-sd2/lora_kohya/lora_kohya_alpha8.safetensors"))) {
+    const bool up = key.find(".lora_up.") != std::string::npos, alpha = key.find(".alpha") != std::string::npos;
+    EXPECT_TRUE(torch::equal(up ? t * 2 : alpha ? torch::tensor(4.0f) : t, back.at(key))) << key;
+  }
+}
+
+// The scale each tool gives a module it reads from a file, as its loader's source states it.
+struct StoredModule {
+  torch::Tensor down, up;
+  double scale;
+};
+using ScaleRule = std::function<double(const sdtune::io::TensorMap&, const std::string& stem, int64_t rank,
+                                       const sdtune::io::Json& adapter_metadata, const std::string& component)>;
+
+// A1111 extensions-builtin/Lora/network.py NetworkModule.calc_scale: "scale", else alpha / dim where
+// the module has an "alpha" tensor, else 1.0. ComfyUI comfy/weight_adapter/lora.py
+// LoRAAdapter.calculate_weight: v[2] / mat2.shape[0] when "<key>.alpha" was stored (comfy/lora.py
+// load_lora), else 1.0. stable-diffusion.cpp lora.hpp: "<key>.scale", else "<key>.alpha" / rank, else 1.
+double scale_by_alpha_tensor(const sdtune::io::TensorMap& file, const std::string& stem, int64_t rank, const sdtune::io::Json&,
+                             const std::string&) {
+  if (file.count(stem + ".scale")) return file.at(stem + ".scale").item<double>();
+  return file.count(stem + ".alpha") ? file.at(stem + ".alpha").item<double>() / double(rank) : 1.0;
+}
+
+// diffusers 0.40: kohya keys go through loaders/lora_conversion_utils.py
+// _convert_non_diffusers_lora_to_diffusers, whose ".alpha" tensors become network_alphas (alpha / rank);
+// diffusers and PEFT keys get the LoraConfig of "lora_adapter_metadata" (loaders/peft.py
+// load_lora_adapter; alpha_pattern by module suffix), else utils/peft_utils.py get_peft_kwargs: lora_alpha = r.
+double scale_by_diffusers(const sdtune::io::TensorMap& file, const std::string& stem, int64_t rank, const sdtune::io::Json& metadata,
+                          const std::string& component) {
+  if (stem.rfind("lora_unet_", 0) == 0 || stem.rfind("lora_te_", 0) == 0)
+    return file.count(stem + ".alpha") ? file.at(stem + ".alpha").item<double>() / double(rank) : 1.0;
+  double alpha = double(rank);
+  if (metadata.contains(component + ".lora_alpha")) alpha = metadata[component + ".lora_alpha"].get<double>();
+  const sdtune::io::Json patterns = metadata.value(component + ".alpha_pattern", sdtune::io::Json::object());
+  for (const auto& [pattern, value] : patterns.items())
+    if (stem.size() >= pattern.size() && stem.compare(stem.size() - pattern.size(), pattern.size(), pattern) == 0) alpha = value.get<double>();
+  return alpha / double(rank);
+}
+
+// Every stored module of a written file as `rule` reads it, keyed by its stem.
+std::map<std::string, StoredModule> modules_as_read(const std::string& path, const ScaleRule& rule) {
+  const auto tensors = sdtune::io::read_all_tensors(path);
+  const auto file_metadata = sdtune::io::SafetensorsFile(path).metadata();
+  sdtune::io::Json adapter_metadata = sdtune::io::Json::object();
+  if (file_metadata.count("lora_adapter_metadata")) adapter_metadata = sdtune::io::Json::parse(file_metadata.at("lora_adapter_metadata"));
+  std::map<std::string, StoredModule> out;
+  for (const auto& [up_suffix, down_suffix] : std::vector<std::pair<std::string, std::string>>{
+           {".lora_up.weight", ".lora_down.weight"}, {".lora.up.weight", ".lora.down.weight"}, {".lora_B.weight", ".lora_A.weight"}})
+    for (const auto& [key, up] : tensors) {
+      if (key.size() < up_suffix.size() || key.compare(key.size() - up_suffix.size(), up_suffix.size(), up_suffix) != 0) continue;
+      const std::string stem = key.substr(0, key.size() - up_suffix.size());
+      const torch::Tensor down = tensors.at(stem + down_suffix);
+      const std::string component = stem.rfind("text_encoder", 0) == 0 || stem.rfind("lora_te_", 0) == 0 ? "text_encoder" : "unet";
+      out[stem] = {down, up, rule(tensors, stem, down.size(0), adapter_metadata, component)};
+    }
+  return out;
+}
+
+TEST(LoraStrength, EveryToolAppliesWhatSdtuneWritesAtTheTrainedStrength) {
+  // A LoRA trained with alpha 3 / rank 4 (a scale that is no power of two), written in each format.
+  sdtune::test::TempDir dir;
+  auto lora = sdtune::lora::read_lora(data_path("tiny-sd2/lora/pytorch_lora_weights.safetensors"));
+  for (auto& m : lora.modules) m.alpha = 3.0;
+  std::map<std::string, torch::Tensor> expected;  // "module" -> 3/4 * up @ down
+  for (const auto& m : lora.modules) expected[m.module] = torch::matmul(m.up, m.down) * 0.75;
+  const std::map<std::string, ScaleRule> tools{{"A1111/ComfyUI/stable-diffusion.cpp", scale_by_alpha_tensor}, {"diffusers", scale_by_diffusers}};
+  for (const auto& [name, format] : std::vector<std::pair<std::string, sdtune::lora::LoraFormat>>{
+           {"diffusers", sdtune::lora::LoraFormat::Diffusers}, {"peft", sdtune::lora::LoraFormat::Peft}, {"kohya", sdtune::lora::LoraFormat::Kohya}}) {
+    const std::string path = dir.file(name + ".safetensors");
+    sdtune::lora::write_lora(lora, path, format);
+    const auto ours = sdtune::lora::read_lora(path);
+    for (const auto& [tool, rule] : tools) {
+      const auto stored = modules_as_read(path, rule);
+      ASSERT_EQ(stored.size(), lora.modules.size()) << name;
+      for (const auto& m : ours.modules) {
+        const auto& s = stored.at(m.key_prefix);
+        EXPECT_LT(relative_error(torch::matmul(s.up, s.down) * s.scale, expected.at(m.module)), 1e-6) << tool << " reading " << name << ": " << m.key_prefix;
+      }
+    }
+  }
+  // Kept apart (a checkpoint's resume copy), only diffusers would read it at that strength.
+  sdtune::lora::write_lora(lora, dir.file("as_trained.safetensors"), sdtune::lora::LoraFormat::Diffusers, sdtune::lora::AlphaForm::AsTrained);
+  const auto apart = modules_as_read(dir.file("as_trained.safetensors"), scale_by_alpha_tensor);
+  EXPECT_EQ(apart.begin()->second.scale, 1.0);
+  EXPECT_EQ(modules_as_read(dir.file("as_trained.safetensors"), scale_by_diffusers).begin()->second.scale, 0.75);
+  const auto exact = sdtune::lora::read_lora(dir.file("as_trained.safetensors"));
+  EXPECT_TRUE(torch::equal(exact.modules[0].up, lora.modules[0].up));
+  EXPECT_EQ(*exact.modules[0].alpha, 3.0);
 }
 
 TEST(LoraFuse, FusedFolderGeneratesWhatTheLoraGenerates) {

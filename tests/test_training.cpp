@@ -126,6 +126,7 @@ TEST(Training, InterruptedAndResumedEqualsUninterrupted) {
   o.checkpointing_steps = 3;
   o.checkpoints_total_limit = 2;
   o.gradient_accumulation_steps = 1;
+  o.lora.alpha = 3;  // rank 4: files fold 3/4 into the up weights, which only the resume copy keeps apart
   const auto uninterrupted = sdtune::train::train_lora(o);
   EXPECT_EQ(sdtune::train::list_checkpoints(whole.path.string()),
             (std::vector<std::string>{whole.file("checkpoint-6"), whole.file("checkpoint-9")}));
@@ -167,6 +168,10 @@ TEST(Training, InterruptedAndResumedEqualsUninterrupted) {
   EXPECT_EQ(checkpoint_lora.format, "diffusers");
   EXPECT_EQ(checkpoint_lora.metadata.at("ss_steps"), "9");  // publish --checkpoint reads the training record
   EXPECT_EQ(checkpoint_lora.metadata.at("sdtune_base_model"), "tiny-sd1");
+  EXPECT_EQ(*checkpoint_lora.modules[0].alpha, 4.0);
+  const auto as_trained = sdtune::lora::read_lora(pieces.file("checkpoint-9/training_lora_weights.safetensors"));
+  EXPECT_EQ(*as_trained.modules[0].alpha, 3.0);
+  EXPECT_TRUE(torch::equal(as_trained.modules[0].up * 0.75, checkpoint_lora.modules[0].up));
   EXPECT_EQ(sdtune::io::read_json_file(pieces.file("checkpoint-9/state.json"))["position"]["step"], 9);
 }
 

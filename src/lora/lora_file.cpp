@@ -178,10 +178,19 @@ LoraFormat parse_lora_format(const std::string& name) {
   throw Error("--format", "unknown LoRA format " + in_quotes(name) + " (expected diffusers, peft or kohya)");
 }
 
-void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format) {
+LoraModule with_alpha_folded(const LoraModule& m) {
+  LoraModule folded = m;
+  const double rank = double(m.rank());
+  if (m.alpha && *m.alpha != rank) folded.up = m.up * (*m.alpha / rank);
+  folded.alpha = rank;
+  return folded;
+}
+
+void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format, AlphaForm form) {
   io::TensorMap tensors;
   io::Json adapter_metadata = io::Json::object();
-  for (const auto& m : lora.modules) {
+  for (const auto& stored : lora.modules) {
+    const LoraModule m = form == AlphaForm::Folded ? with_alpha_folded(stored) : stored;
     const bool unet = m.component == Component::UNet;
     if (format == LoraFormat::Kohya) {
       const std::string stem = (unet ? "lora_unet_" : "lora_te_text_model_") + flatten_module_name(m.module);

@@ -48,9 +48,21 @@ LoraFile read_lora(const std::string& spec);
 enum class LoraFormat { Diffusers, Peft, Kohya };
 LoraFormat parse_lora_format(const std::string& name);
 
-// Writes `lora` atomically in `format`. Alphas go into kohya's ".alpha" tensors, and for diffusers and
-// PEFT keys into the "lora_adapter_metadata" that diffusers reads (r, lora_alpha, alpha_pattern).
-void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format);
+// How a written file carries alpha. A1111, ComfyUI and stable-diffusion.cpp scale a module by
+// alpha/rank only where a ".alpha" tensor is stored, else by 1; diffusers by the ".alpha" tensors of
+// kohya keys, else by "lora_adapter_metadata", else by 1. So the one form they all read alike folds
+// alpha/rank into the up matrix and stores alpha = rank (kohya ".alpha" tensors, diffusers metadata).
+enum class AlphaForm {
+  Folded,     // every file meant for people and other tools
+  AsTrained,  // the trainer's exact weights, alpha kept apart: a checkpoint's resume copy
+};
+
+// Writes `lora` atomically in `format`, alphas in `form`: kohya's ".alpha" tensors, and for diffusers
+// and PEFT keys the "lora_adapter_metadata" that diffusers reads (r, lora_alpha, rank/alpha_pattern).
+void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format, AlphaForm form = AlphaForm::Folded);
+
+// `m` with alpha/rank folded into its up matrix and alpha = rank (unchanged when alpha is rank or absent).
+LoraModule with_alpha_folded(const LoraModule& m);
 
 // "path[:weight]" -> (path, weight); weight 1 when absent. Errors name the flag.
 std::pair<std::string, double> parse_lora_flag(const std::string& value);

@@ -137,7 +137,8 @@ std::vector<std::string> publish_folder(const PublishOptions& o) {
   }
 
   std::vector<std::string> written;
-  copy_atomically(weights, fs::path(o.repo_dir) / kWeights);
+  // Rewritten, not copied: a LoRA trained before alphas were folded gets the form every tool reads alike.
+  lora::write_lora(lora, (fs::path(o.repo_dir) / kWeights).string(), lora::LoraFormat::Diffusers);
   written.push_back(kWeights);
   const std::string name = folder_name(o.repo_dir);
   CardInfo card;
@@ -212,6 +213,13 @@ std::vector<std::string> check_published(const std::string& repo_dir) {
     try {
       const auto lora = lora::read_lora(weights.string());
       if (lora.format != "diffusers") problems.push_back(std::string(kWeights) + ": " + lora.format + " keys; load_lora_weights expects diffusers keys");
+      for (const auto& m : lora.modules)
+        if (m.alpha && *m.alpha != double(m.rank())) {
+          problems.push_back(std::string(kWeights) + ": alpha " + std::to_string(*m.alpha) + " differs from rank " + std::to_string(m.rank()) +
+                             " and is kept only in metadata, so A1111, ComfyUI and stable-diffusion.cpp apply " + in_quotes(m.key_prefix) +
+                             " at another strength than diffusers (`sdtune lora convert --format diffusers` folds it in)");
+          break;
+        }
     } catch (const std::exception& e) {
       problems.push_back(std::string("does not load: ") + e.what());
     }

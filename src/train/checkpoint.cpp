@@ -24,6 +24,7 @@ namespace sdtune::train {
 namespace {
 
 const char* const kWeights = "pytorch_lora_weights.safetensors";
+const char* const kTrainingWeights = "training_lora_weights.safetensors";
 const char* const kOptimizer = "optimizer.pt";
 const char* const kRandom = "random_states.safetensors";
 const char* const kState = "state.json";
@@ -52,6 +53,7 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
     fs::remove_all(tmp, ignored);
     fs::create_directories(tmp);
     lora::write_lora(weights, (tmp / kWeights).string(), lora::LoraFormat::Diffusers);
+    lora::write_lora(weights, (tmp / kTrainingWeights).string(), lora::LoraFormat::Diffusers, lora::AlphaForm::AsTrained);
     // Serialized in memory, then written like every other file: LibTorch's file writer finishes the
     // file in a destructor, and a full disk there would throw from it and abort the process.
     std::ostringstream optimizer_bytes;
@@ -97,6 +99,7 @@ CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer
   state.position.loss_scale = io::config_required<double>(position, "loss_scale", state_path);
   state.position.scale_growth_tracker = io::config_required<int64_t>(position, "scale_growth_tracker", state_path);
   state.arguments = json["arguments"];
+  state.lora_path = (fs::path(path) / (fs::exists(fs::path(path) / kTrainingWeights) ? kTrainingWeights : kWeights)).string();
   const std::string random_path = (fs::path(path) / kRandom).string();
   const auto random = io::read_all_tensors(random_path);
   for (const char* name : {"generator_state", "epoch_order"})

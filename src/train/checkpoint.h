@@ -1,6 +1,8 @@
 // Training checkpoints: output_dir/checkpoint-N/ holds everything a run needs to continue exactly
 // where it stopped (accelerate's save_state, in files other tools can read):
-//   pytorch_lora_weights.safetensors  the LoRA so far (diffusers keys; `sdtune generate` loads it)
+//   pytorch_lora_weights.safetensors  the LoRA so far (diffusers keys, alpha folded in: what every
+//                                     tool and `sdtune generate` or `publish --checkpoint` load)
+//   training_lora_weights.safetensors the same weights as trained (alpha kept apart), for an exact resume
 //   optimizer.pt                      LibTorch's archive of the AdamW state
 //   random_states.safetensors         the training generator's state and the epoch's shuffled order
 //   state.json                        step, epoch, batch, seconds, loss scaler, and the run's arguments
@@ -37,14 +39,16 @@ struct CheckpointState {
   at::Tensor generator_state;  // uint8, at::Generator::get_state()
   at::Tensor epoch_order;      // int64 shuffled example order of position.epoch
   nlohmann::json arguments;    // the run's options, for the record and for resume checks
+  std::string lora_path;       // the LoRA weights to resume from (set by load_checkpoint)
 };
 
 // Writes output_dir/checkpoint-<step>/ (replacing one of the same step) and returns its path.
 std::string save_checkpoint(const std::string& output_dir, const CheckpointState& state, const lora::LoraFile& weights,
                             const torch::optim::Optimizer& optimizer);
 
-// Reads a checkpoint folder: fills `optimizer` and returns the rest. The LoRA weights are in
-// <path>/pytorch_lora_weights.safetensors.
+// Reads a checkpoint folder: fills `optimizer` and returns the rest, with the path of the LoRA weights
+// as trained (checkpoints written before training_lora_weights.safetensors existed hold them unfolded
+// in pytorch_lora_weights.safetensors).
 CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer& optimizer);
 
 // A checkpoint's position and epoch order index the dataset: an Error naming the file unless they fit

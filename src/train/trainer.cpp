@@ -153,7 +153,7 @@ TrainResult train_lora(const TrainOptions& o, const TrainCallbacks& callbacks) {
       const CheckpointState state = load_checkpoint(path, optimizer);
       check_resumable(state.arguments, record.arguments, path);
       check_checkpoint_fits(state, examples, batches_per_epoch, path);
-      adapters.load_weights(lora::read_lora((fs::path(path) / "pytorch_lora_weights.safetensors").string()));
+      adapters.load_weights(lora::read_lora(state.lora_path));
       generator.set_state(state.generator_state);
       position = state.position;
       order = state.epoch_order;
