@@ -217,6 +217,12 @@ TEST(CliGenerate, LoraFlagAndPromptTagEqualDiffusers) {
   EXPECT_NE(r.output.find("32 UNet and 0 text-encoder modules"), std::string::npos) << r.output;
   const std::string ref = data_path("tiny-sd2/ref/lora_pipeline.safetensors");
   EXPECT_LT(relative_difference(dir.file("a.safetensors"), "latents", ref, "latents_seed_euler"), 1e-3);
+  // A --lora LoRA goes into the prompt as the tag A1111 reads (a folder LoRA by the folder's name), with
+  // its addnet hash (sha256 of the tensor bytes after the header, computed by Python's hashlib).
+  auto parameters = sdtune::io::read_png_text(dir.file("x.png")).at("parameters");
+  EXPECT_EQ(parameters.rfind(prompt + " <lora:lora:1>\nNegative prompt: blurry, low quality\n", 0), 0u) << parameters;
+  EXPECT_NE(parameters.find(", Lora hashes: \"lora: 80cf776d2806\""), std::string::npos) << parameters;
+  EXPECT_EQ(parameters.find("Model hash"), std::string::npos) << parameters;  // a diffusers folder has none A1111 knows
 
   // Explicit start latents and a kohya alpha-8 file at weight 0.25 = diffusers' scale 0.5.
   sdtune::io::SafetensorsFile refs(ref);
@@ -226,7 +232,9 @@ TEST(CliGenerate, LoraFlagAndPromptTagEqualDiffusers) {
           " --init_latents " + dir.file("init.safetensors") + " --save_latents " + dir.file("b.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_LT(relative_difference(dir.file("b.safetensors"), "latents", ref, "latents_explicit_euler_scale0.5"), 1e-3);
-  EXPECT_NE(sdtune::io::read_png_text(dir.file("x.png")).at("parameters").find("Lora: \"lora_kohya_alpha8:0.25\""), std::string::npos);
+  parameters = sdtune::io::read_png_text(dir.file("x.png")).at("parameters");
+  EXPECT_EQ(parameters.rfind(prompt + " <lora:lora_kohya_alpha8:0.25>\n", 0), 0u) << parameters;
+  EXPECT_NE(parameters.find(", Lora hashes: \"lora_kohya_alpha8: 433a7fd89847\""), std::string::npos) << parameters;
 
   r = run(common + " --prompt x --lora " + data_path("tiny-sd1/lora"));
   EXPECT_NE(r.exit_code, 0);
@@ -238,6 +246,38 @@ TEST(CliGenerate, LoraFlagAndPromptTagEqualDiffusers) {
 }  // namespace
 
 namespace {
+
+TEST(Cli, EmbeddingsEncodeAsDiffusersAndShowInTokens) {
+  sdtune::test::TempDir dir;
+  // --embedding FILE:TOKEN and a folder whose file names are tokens, in any case.
+  const std::string flags = " --embedding '" + data_path("embeddings/cat-toy/learned_embeds.safetensors") + ":<cat-toy>'" +
+                            " --embeddings_dir " + data_path("embeddings");
+  auto r = run("tokenize --model " + data_path("tiny-sd2/pipeline") + flags + " --json --prompt 'in easynegative style'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = sdtune::io::parse_json_text(r.output.substr(r.output.find('{')), "stdout");
+  EXPECT_EQ(j["tokens"][2], "EasyNegative");
+  EXPECT_EQ(j["tokens"][4], "EasyNegative_2");
+  r = run("encode-prompt --model " + data_path("tiny-sd2/pipeline") + flags + " --prompt 'photo of <cat-toy> in EasyNegative style' --output " +
+          dir.file("e.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("embedding EasyNegative (3 vectors): " + data_path("embeddings") + "/EasyNegative.safetensors"), std::string::npos) << r.output;
+  EXPECT_LT(relative_difference(dir.file("e.safetensors"), "prompt_embeds", data_path("embeddings/references.safetensors"), "tiny-sd2.prompt_embeds_0"), 1e-4);
+  r = run("tokenize --model " + data_path("tiny-sd2/pipeline") + " --embedding " + data_path("tiny-sd1/pipeline/unet/diffusion_pytorch_model.safetensors") + " --prompt x");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("is not a textual-inversion embedding"), std::string::npos) << r.output;
+}
+
+TEST(CliGenerate, SingleFileModelAndEmbeddingHashesAsA1111) {
+  sdtune::test::TempDir dir;
+  const auto r = run("generate --model " + data_path("single_file/tiny-sd1.safetensors") + " --config " + data_path("tiny-sd1/pipeline") +
+                     " --embeddings_dir " + data_path("embeddings") + " --prompt 'a castle' --negative_prompt 'EasyNegative'"
+                     " --num_inference_steps 2 --width 16 --height 16 --seed 1 --output " + dir.file("x.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto parameters = sdtune::io::read_png_text(dir.file("x.png")).at("parameters");
+  // sha256 of the whole file (10 digits) and of the embedding's (12), as Python's hashlib gives them.
+  EXPECT_NE(parameters.find(", Model hash: 2be058a303, Model: tiny-sd1,"), std::string::npos) << parameters;
+  EXPECT_NE(parameters.find(", TI hashes: \"EasyNegative: 848061e8749b\""), std::string::npos) << parameters;
+}
 
 TEST(CliLora, InfoConvertAndFuse) {
   sdtune::test::TempDir dir;

@@ -223,7 +223,8 @@ TEST(Training, ValidationSamplesCachedLatentsAndBf16) {
   EXPECT_EQ(result.steps, 4);
   for (const char* name : {"step-2-0.png", "step-2-1.png", "step-4-0.png", "step-4-1.png"}) {
     const auto text = sdtune::io::read_png_text(out.file(std::string("samples/") + name));
-    EXPECT_NE(text.at("parameters").find("(lora-misato-token) picture\nSteps: 2"), std::string::npos) << text.at("parameters");
+    const std::string tag = "<lora:" + out.path.filename().string() + ":1>";  // the LoRA being trained, as A1111 would name it
+    EXPECT_NE(text.at("parameters").find("(lora-misato-token) picture " + tag + "\nSteps: 2"), std::string::npos) << text.at("parameters");
   }
   const auto samples = read_lines(out.file("samples/samples.jsonl"));
   ASSERT_EQ(samples.size(), 4u);

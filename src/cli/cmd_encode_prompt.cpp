@@ -17,6 +17,7 @@ namespace {
 struct EncodePromptFlags {
   ModelFlags model;
   PromptFlags prompt;
+  EmbeddingFlags embeddings;
   std::string text;
   std::string output;
   bool overwrite = false;
@@ -27,6 +28,7 @@ void run(const EncodePromptFlags& flags) {
   pipeline::LoadOptions load;
   load.variant = flags.model.variant;
   auto text_side = pipeline::load_text_components(flags.model.open(), load);
+  flags.embeddings.apply({flags.text}, *text_side.tokenizer, text_side.encoder);
   const auto tokens = text::tokenize_prompt(*text_side.tokenizer, flags.text, flags.prompt.options());
   report_prompt("the prompt", flags.text, tokens, flags.prompt);
   const torch::Tensor embeds = pipeline::encode_prompt(text_side.encoder, tokens, flags.prompt.clip_skip);
@@ -46,6 +48,7 @@ void add_encode_prompt_command(CLI::App& app) {
   sub->add_option("--output", flags->output, "output .safetensors file (tensor prompt_embeds)")->required();
   sub->add_flag("--overwrite", flags->overwrite, "replace an existing --output (never a file the run reads)");
   flags->prompt.add_to(sub);
+  flags->embeddings.add_to(sub);
   sub->callback([flags] { run(*flags); });
 }
 

@@ -8,12 +8,13 @@
 #include <iostream>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "io/file_hash.h"
+#include "io/input_file.h"
 #include "io/model_files.h"
 #include "io/tensor_io.h"
 #include "pipeline/components.h"
@@ -32,6 +33,7 @@ namespace {
 struct GenerateFlags {
   ModelFlags model;
   PromptFlags prompt;
+  EmbeddingFlags embeddings;
   DeviceFlags device;
   std::string text, negative;
   std::string scheduler;
@@ -55,36 +57,60 @@ struct GenerateFlags {
 // read files elsewhere, so absolute names, ".." and links that lead out of the folder are refused.
 std::string lora_in_folder(const std::string& folder, const std::string& name) {
   const fs::path file = fs::path(folder) / (fs::path(name).extension() == ".safetensors" ? name : name + ".safetensors");
-  // Resolved paths (links and ".." followed; an absolute NAME replaces the folder) must nest.
-  std::error_code folder_error, file_error;
-  const fs::path real_folder = fs::weakly_canonical(folder, folder_error), real_file = fs::weakly_canonical(file, file_error);
-  const auto [end, _] = std::mismatch(real_folder.begin(), real_folder.end(), real_file.begin(), real_file.end());
-  if (folder_error || file_error || end != real_folder.end())
+  // An absolute NAME replaces the folder in the join: nests_inside then refuses it too.
+  if (!io::nests_inside(folder, file.string()))
     throw Error("--prompt", "<lora:" + name + "> names a file outside --lora_dir " + folder + " (tags may only name LoRAs inside it)");
   return file.string();
 }
 
+// The name A1111 knows a model or LoRA by: a file's name without extension, else (a folder such as one
+// holding pytorch_lora_weights.safetensors, a Hub id) the folder's or repository's name.
+std::string a1111_name(const std::string& spec) {
+  std::error_code ec;
+  const fs::path p = fs::path(spec).has_filename() ? fs::path(spec) : fs::path(spec).parent_path();
+  return fs::is_regular_file(p, ec) ? p.stem().string() : p.filename().string();
+}
+
+struct AppliedLora {
+  std::string name;  // as A1111 knows it (the prompt tag's NAME for a tag)
+  double weight;
+  std::string path;
+  bool from_tag;
+};
+
 // --lora flags and <lora:NAME:WEIGHT> prompt tags (resolved in --lora_dir), merged into the model.
-std::vector<std::string> apply_loras(const GenerateFlags& f, const std::vector<text::LoraTag>& tags, lora::LoraMerger& merger) {
-  std::vector<std::pair<std::string, double>> wanted;
-  for (const auto& flag : f.loras) wanted.push_back(lora::parse_lora_flag(flag));
+std::vector<AppliedLora> apply_loras(const GenerateFlags& f, const std::vector<text::LoraTag>& tags, lora::LoraMerger& merger) {
+  std::vector<AppliedLora> wanted;
+  for (const auto& flag : f.loras) {
+    const auto [spec, weight] = lora::parse_lora_flag(flag);
+    wanted.push_back({a1111_name(spec), weight, spec, false});
+  }
   for (const auto& tag : tags) {
     if (f.lora_dir.empty()) throw Error("--prompt", "uses <lora:" + tag.name + "> but no --lora_dir says where LoRAs are");
-    wanted.emplace_back(lora_in_folder(f.lora_dir, tag.name), tag.weight);
+    wanted.push_back({tag.name, tag.weight, lora_in_folder(f.lora_dir, tag.name), true});
   }
-  std::vector<std::string> infotext;
-  for (const auto& [spec, weight] : wanted) {
-    const auto file = lora::read_lora(spec);
-    const auto report = merger.merge(file, weight, f.lora_allow_partial);
-    std::cerr << "LoRA " << file.path << " (" << file.format << ", weight " << weight << "): " << report.unet_modules
+  for (auto& applied : wanted) {
+    const auto file = lora::read_lora(applied.path);
+    applied.path = file.path;
+    const auto report = merger.merge(file, applied.weight, f.lora_allow_partial);
+    std::cerr << "LoRA " << file.path << " (" << file.format << ", weight " << applied.weight << "): " << report.unet_modules
               << " UNet and " << report.text_encoder_modules << " text-encoder modules";
     if (!report.skipped.empty()) std::cerr << ", " << report.skipped.size() << " modules matched nothing and were skipped";
     std::cerr << "\n";
-    std::ostringstream entry;
-    entry << fs::path(file.path).stem().string() << ":" << weight;
-    infotext.push_back(entry.str());
   }
-  return infotext;
+  return wanted;
+}
+
+// What A1111 and civitai read beyond the settings: --lora LoRAs as <lora:> tags in the prompt (pasting
+// it into A1111 keeps them), and the hashes of the checkpoint, the LoRAs and the embeddings.
+void describe_networks(const io::ModelFiles& files, const std::vector<AppliedLora>& loras,
+                       const std::vector<embeddings::Embedding>& embeddings, pipeline::Infotext* info) {
+  if (files.is_single_file()) info->model_hash = io::cached_sha256_of_file(files.path());
+  for (const auto& lora : loras) {
+    if (!lora.from_tag) info->prompt += " " + pipeline::lora_tag(lora.name, lora.weight);
+    info->lora_hashes.push_back({lora.name, io::addnet_hash_of_safetensors(lora.path)});
+  }
+  for (const auto& e : embeddings) info->ti_hashes.push_back({e.token, io::sha256_of_file(e.path)});
 }
 
 // out.png for one image; out-1.png, out-2.png, ... for several.
@@ -103,11 +129,6 @@ double peak_memory_gb() {
   return double(usage.ru_maxrss) / (1024.0 * 1024.0);
 }
 
-std::string model_name(const std::string& spec) {
-  std::string name = fs::path(spec).filename().string();
-  if (name.empty()) name = fs::path(spec).parent_path().filename().string();
-  return name;
-}
 
 void run(const GenerateFlags& f) {
   const auto paths = output_paths(f.output, f.num_images);
@@ -129,10 +150,11 @@ void run(const GenerateFlags& f) {
   auto scheduler = schedulers::make_scheduler(f.scheduler, files.component_config("scheduler"), scheduler_options,
                                               files.component_config_path("scheduler"));
   const auto tagged = text::extract_lora_tags(f.text);
-  std::vector<std::string> lora_names;
+  const auto embeddings = f.embeddings.apply({tagged.prompt, f.negative}, *model.tokenizer, model.text_encoder);
+  std::vector<AppliedLora> loras;
   {  // merged for good: the merger (and its references to the text encoder's weights) goes now
     lora::LoraMerger merger(*model.unet, *model.text_encoder);
-    lora_names = apply_loras(f, tagged.loras, merger);
+    loras = apply_loras(f, tagged.loras, merger);
   }
   // Options that only some samplers have are refused elsewhere rather than silently ignored.
   if (f.eta > 0 && scheduler->name() != "ddim") throw Error("--eta", "only applies to --scheduler ddim (this run uses " + scheduler->name() + ")");
@@ -174,11 +196,11 @@ void run(const GenerateFlags& f) {
   if (!f.save_latents.empty())
     io::save_tensors(f.save_latents, {{"latents", result.latents.to(torch::kFloat).cpu()}}, {{"seed", std::to_string(seed)}});
 
-  pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), model_name(f.model.spec.model));
+  pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), a1111_name(f.model.spec.model));
   info.prompt = f.text;  // with its <lora:...> tags
   info.karras = f.karras;
   info.eta = scheduler->name() == "ddim" ? f.eta : 0.0;
-  info.loras = lora_names;
+  describe_networks(files, loras, embeddings, &info);
   const auto images = pipeline::to_rgb8(result.images);
   for (size_t i = 0; i < images.size(); ++i) {
     info.batch_pos = int64_t(i);
@@ -226,6 +248,7 @@ void add_generate_command(CLI::App& app) {
   sub->add_option("--lora_dir", f->lora_dir, "folder where <lora:NAME:WEIGHT> prompt tags find NAME.safetensors");
   sub->add_flag("--lora_allow_partial", f->lora_allow_partial, "skip LoRA modules that match nothing instead of failing");
   f->prompt.add_to(sub);
+  f->embeddings.add_to(sub);
   f->device.add_to(sub);
   sub->callback([f] { run(*f); });
 }

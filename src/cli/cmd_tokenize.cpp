@@ -16,12 +16,14 @@ namespace {
 struct TokenizeFlags {
   ModelFlags model;
   PromptFlags prompt;
+  EmbeddingFlags embeddings;
   std::string text;
   bool json = false;
 };
 
 void run(const TokenizeFlags& flags) {
   const auto tokenizer = pipeline::load_tokenizer(flags.model.open());
+  flags.embeddings.apply({flags.text}, *tokenizer);
   const auto tokens = text::tokenize_prompt(*tokenizer, flags.text, flags.prompt.options());
   report_prompt("the prompt", flags.text, tokens, flags.prompt);
 
@@ -67,6 +69,7 @@ void add_tokenize_command(CLI::App& app) {
   flags->model.add_to(sub, "--model", {false, false, {"tokenizer"}});
   sub->add_option("--prompt", flags->text, "prompt text")->required();
   flags->prompt.add_to(sub, /*with_clip_skip=*/false);  // ids do not depend on it
+  flags->embeddings.add_to(sub);
   sub->add_flag("--json", flags->json, "print one JSON object: input_ids, tokens, weights (first chunk) and all chunks");
   sub->callback([flags] { run(*flags); });
 }

@@ -98,6 +98,26 @@ void PromptFlags::add_to(CLI::App* app, bool with_clip_skip) {
       ->capture_default_str();
 }
 
+void EmbeddingFlags::add_to(CLI::App* app) {
+  app->add_option("--embedding", files, "textual-inversion embedding (.safetensors), optionally :TOKEN (default: its name in the file, else the file name)");
+  app->add_option("--embeddings_dir", dir, "folder of embeddings: a file's name used in a prompt (any case, e.g. EasyNegative) loads it, as in A1111");
+}
+
+std::vector<embeddings::Embedding> EmbeddingFlags::apply(const std::vector<std::string>& texts, text::ClipTokenizer& tokenizer,
+                                                         models::ClipTextModel encoder) const {
+  std::vector<embeddings::Embedding> loaded;
+  for (const auto& flag : files) {
+    const auto [path, token] = embeddings::parse_embedding_flag(flag);
+    loaded.push_back(embeddings::read_embedding(path, token));
+  }
+  if (!dir.empty())
+    for (const auto& path : embeddings::embeddings_used(dir, texts)) loaded.push_back(embeddings::read_embedding(path));
+  embeddings::add_embeddings(loaded, tokenizer, encoder);
+  for (const auto& e : loaded)
+    std::cerr << "embedding " << e.token << " (" << e.vectors.size(0) << (e.vectors.size(0) == 1 ? " vector" : " vectors") << "): " << e.path << "\n";
+  return loaded;
+}
+
 text::PromptOptions PromptFlags::options() const {
   text::PromptOptions options;
   options.weighting = text::parse_prompt_weighting(prompt_weighting, "--prompt_weighting");

@@ -2,7 +2,9 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
+#include "embeddings/textual_inversion.h"
 #include "io/model_files.h"
 #include "pipeline/components.h"
 #include "text/prompt_chunks.h"
@@ -47,6 +49,17 @@ struct PromptFlags {
   // `with_clip_skip`: only commands that run the text encoder take --clip_skip.
   void add_to(CLI::App* app, bool with_clip_skip = true);
   text::PromptOptions options() const;
+};
+
+// --embedding PATH[:TOKEN] (repeatable) and --embeddings_dir DIR: textual-inversion embeddings.
+struct EmbeddingFlags {
+  std::vector<std::string> files;
+  std::string dir;
+  void add_to(CLI::App* app);
+  // Reads the --embedding files, then those of --embeddings_dir that `texts` use, and adds them to the
+  // tokenizer and (when given) the text encoder; one line per embedding on stderr. Returns them.
+  std::vector<embeddings::Embedding> apply(const std::vector<std::string>& texts, text::ClipTokenizer& tokenizer,
+                                           models::ClipTextModel encoder = nullptr) const;
 };
 
 // --device, --dtype, --threads: where and in what precision the models run.

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <set>
 
@@ -78,6 +80,14 @@ std::string read_file_if_exists(const std::string& path, uint64_t max_bytes, con
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) return "";
   return read_file(path, max_bytes, what);
+}
+
+bool nests_inside(const std::string& folder, const std::string& file) {
+  namespace fs = std::filesystem;
+  std::error_code folder_error, file_error;
+  const fs::path real_folder = fs::weakly_canonical(folder, folder_error), real_file = fs::weakly_canonical(file, file_error);
+  const auto [end, _] = std::mismatch(real_folder.begin(), real_folder.end(), real_file.begin(), real_file.end());
+  return !folder_error && !file_error && end == real_folder.end();
 }
 
 bool is_input_of_this_run(const std::string& path) {

@@ -35,6 +35,10 @@ std::string read_file(const std::string& path, uint64_t max_bytes, const std::st
 // read_file, or "" when nothing is at `path` (optional files: logs, .gitattributes).
 std::string read_file_if_exists(const std::string& path, uint64_t max_bytes, const std::string& what);
 
+// True when `file`, with links and ".." resolved, lies inside `folder`: what a name that comes from a
+// prompt or a folder listing may open without reading files elsewhere.
+bool nests_inside(const std::string& folder, const std::string& file);
+
 // True when `path` is a file this process has opened for reading (same device and inode).
 bool is_input_of_this_run(const std::string& path);
 

@@ -114,6 +114,16 @@ torch::Tensor ClipTextModelImpl::hidden_states(const torch::Tensor& input_ids, i
   return h;
 }
 
+int64_t ClipTextModelImpl::append_token_embeddings(const torch::Tensor& rows) {
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == config_.hidden_size, "token embeddings must be [n, hidden_size]");
+  torch::NoGradGuard no_grad;
+  const int64_t first = config_.vocab_size;
+  auto& weight = token_embedding_->weight;
+  weight.set_data(torch::cat({weight, rows.to(weight.options())}));
+  config_.vocab_size += rows.size(0);
+  return first;
+}
+
 torch::Tensor ClipTextModelImpl::forward(const torch::Tensor& input_ids, int64_t skip_layers) {
   if (skip_layers < 0 || skip_layers >= config_.num_hidden_layers)
     throw Error("--clip_skip", "must be between 0 and " + std::to_string(config_.num_hidden_layers - 1) +

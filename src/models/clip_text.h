@@ -79,6 +79,10 @@ class ClipTextModelImpl : public torch::nn::Module {
   // last_hidden_state at each sequence's first EOS token (transformers' pooler_output).
   torch::Tensor pooled(const torch::Tensor& last_hidden_state, const torch::Tensor& input_ids) const;
 
+  // Appends rows [n, hidden] to the token-embedding table (textual inversion) and returns the id of
+  // the first; the rows take the table's dtype and device.
+  int64_t append_token_embeddings(const torch::Tensor& rows);
+
   const ClipTextConfig& config() const { return config_; }
 
  private:

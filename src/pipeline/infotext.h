@@ -19,10 +19,22 @@ struct Infotext {
   int64_t clip_skip = 0;  // diffusers' clip_skip; A1111 writes it plus one
   bool emphasis = false;  // A1111 prompt weighting was on
   int64_t batch_size = 1, batch_pos = 0;
-  std::vector<std::string> loras;  // "name:weight"
+  // A1111's hashes (io/file_hash.h): the checkpoint's ("" for a diffusers folder, which A1111 cannot
+  // load), and per LoRA / embedding its name as the prompt names it and its short hash.
+  std::string model_hash;
+  struct NamedHash {
+    std::string name, hash;
+  };
+  std::vector<NamedHash> lora_hashes, ti_hashes;
 
   std::string format() const;
 };
+
+// "<lora:NAME:WEIGHT>", the tag A1111 reads back from a prompt (weight written as short as it reads back).
+std::string lora_tag(const std::string& name, double weight);
+
+// A1111's quote() of infotext values: as is, unless it holds ',', ':' or a newline; then a JSON string.
+std::string a1111_quote(const std::string& value);
 
 // A1111's sampler name for a scheduler ("euler_a" -> "Euler a").
 std::string a1111_sampler_name(const std::string& scheduler, bool karras);

@@ -227,7 +227,7 @@ std::vector<Token> ClipTokenizer::tokenize(const std::string& text) const {
   while (i < text.size()) {
     const AddedToken* match = nullptr;
     for (const auto& added : added_tokens_)  // longest first
-      if (text.compare(i, added.content.size(), added.content) == 0) {
+      if (matches_at(text, i, added)) {
         match = &added;
         break;
       }
@@ -243,12 +243,34 @@ std::vector<Token> ClipTokenizer::tokenize(const std::string& text) const {
       while (!pending.empty() && std::isspace(static_cast<unsigned char>(pending.back()))) pending.pop_back();
     tokenize_plain(pending, &tokens);
     pending.clear();
-    tokens.push_back({match->content, match->id});
+    for (int64_t k = 0; k < match->count; ++k) tokens.push_back({token_text(match->id + k), match->id + k});
     strip_left = match->rstrip;
     i += match->content.size();
   }
   tokenize_plain(pending, &tokens);
   return tokens;
+}
+
+bool ClipTokenizer::matches_at(const std::string& text, size_t at, const AddedToken& token) const {
+  if (!token.any_case) return text.compare(at, token.content.size(), token.content) == 0;
+  if (text.size() - at < token.content.size()) return false;
+  for (size_t k = 0; k < token.content.size(); ++k)
+    if (std::tolower(static_cast<unsigned char>(text[at + k])) != std::tolower(static_cast<unsigned char>(token.content[k]))) return false;
+  return true;
+}
+
+void ClipTokenizer::add_embedding_token(const std::string& name, int64_t vectors, const std::string& where) {
+  if (name.empty()) throw Error(where, "has an empty token name");
+  if (vocab_.count(name))
+    throw Error(where, "token " + in_quotes(name) + " is already in the tokenizer's vocabulary; choose another name (--embedding FILE:NAME)");
+  for (const auto& added : added_tokens_)
+    if (added.any_case ? matches_at(name, 0, added) && added.content.size() == name.size() : added.content == name)
+      throw Error(where, "token " + in_quotes(name) + " is given twice (or is a special token)");
+  const int64_t first = vocab_size();
+  for (int64_t k = 0; k < vectors; ++k) id_to_token_.push_back(k == 0 ? name : name + "_" + std::to_string(k));
+  added_tokens_.push_back({name, first, false, false, true, vectors});
+  std::stable_sort(added_tokens_.begin(), added_tokens_.end(),
+                   [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
 }
 
 std::vector<int64_t> ClipTokenizer::encode_padded(const std::string& text) const {

@@ -40,12 +40,21 @@ class ClipTokenizer {
   int64_t max_length() const { return max_length_; }
   int64_t vocab_size() const { return int64_t(id_to_token_.size()); }
 
+  // A textual-inversion token, as diffusers' load_textual_inversion adds one: `name` in any (ASCII)
+  // case and anywhere in the text (also inside words) is split out before BPE and stands for the ids
+  // vocab_size() .. vocab_size() + vectors - 1 (decoded as name, name_1, name_2, ...). An Error when
+  // the name is empty, already a vocabulary entry or already added (naming `where`, the file).
+  void add_embedding_token(const std::string& name, int64_t vectors, const std::string& where);
+
  private:
   struct AddedToken {
     std::string content;
     int64_t id;
     bool lstrip, rstrip;
+    bool any_case = false;  // embedding names: matched case-insensitively (the fast tokenizer normalises)
+    int64_t count = 1;      // ids id .. id + count - 1
   };
+  bool matches_at(const std::string& text, size_t at, const AddedToken& token) const;
 
   void read_vocab(const io::TokenizerFiles::Text& file);
   void read_merges(const io::TokenizerFiles::Text& file);

@@ -41,7 +41,7 @@ std::vector<std::string> write_validation_images(pipeline::StableDiffusion& mode
   const fs::path dir = fs::path(output_dir) / "samples";
   fs::create_directories(dir);
   pipeline::Infotext info = pipeline::describe_generation(request, result, scheduler->name(), o.model_name);
-  if (!o.lora_name.empty()) info.loras = {o.lora_name + ":1"};
+  if (!o.lora_name.empty()) info.prompt += " " + pipeline::lora_tag(o.lora_name, 1.0);  // the LoRA being trained, at 1
   std::ofstream log(dir / "samples.jsonl", std::ios::app);
   std::vector<std::string> paths;
   const auto images = pipeline::to_rgb8(result.images);

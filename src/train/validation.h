@@ -19,7 +19,7 @@ struct ValidationOptions {
   int64_t size = 512;  // the training resolution
   uint64_t seed = 0;
   std::string model_name;
-  std::string lora_name;  // for the PNG parameters ("Lora: name")
+  std::string lora_name;  // for the PNG parameters (a <lora:name:1> tag after the prompt)
 };
 
 // Writes output_dir/samples/step-<step>-<k>.png (A1111 parameters chunk) and appends one line per
