@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "pipeline/infotext.h"
 #include "text/prompt_parser.h"
 
 using sdtune::text::parse_prompt_weights;
@@ -66,3 +67,21 @@ TEST(LoraTags, AreStrippedFromThePrompt) {
 }
 
 }  // namespace
+
+TEST(Infotext, A1111FieldsStayOneReadingWithCommasAndColonsInNames) {
+  sdtune::pipeline::Infotext info;
+  info.prompt = "a castle " + sdtune::pipeline::lora_tag("my,lora", 0.1);
+  info.steps = 2;
+  info.scheduler = "euler_a";
+  info.model = "model, v2";
+  info.model_hash = "0123456789abcdef";
+  info.lora_hashes = {{"my,lora", "80cf776d2806ffff"}, {"b:c", "433a7fd89847ffff"}};
+  info.ti_hashes = {{"EasyNegative", "848061e8749bffff"}};
+  const std::string text = info.format();
+  EXPECT_EQ(text.rfind("a castle <lora:my,lora:0.1>\nSteps: 2, Sampler: Euler a", 0), 0u) << text;
+  // A1111's quote(): values with ',' or ':' become JSON strings; names lose ':' and ',' in the hash lists.
+  EXPECT_NE(text.find(", Model hash: 0123456789, Model: \"model, v2\","), std::string::npos) << text;
+  EXPECT_NE(text.find(", Lora hashes: \"mylora: 80cf776d2806, bc: 433a7fd89847\", TI hashes: \"EasyNegative: 848061e8749b\""), std::string::npos) << text;
+  EXPECT_EQ(sdtune::pipeline::lora_tag("x", 1.0 / 3), "<lora:x:0.3333333333333333>");
+  EXPECT_EQ(sdtune::pipeline::lora_tag("x", 0.75), "<lora:x:0.75>");
+}
