@@ -102,6 +102,8 @@ def lora_seeds():
           f"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": ("F32", [hidden, rank], floats(*[0.02] * rank * hidden)),
           f"lora_te_text_model_encoder_layers_0_self_attn_q_proj.alpha": ("F32", [], floats(1))}
     write(t, "kohya_text_encoder.safetensors", safetensors_bytes(te))
+    # LyCORIS: LoHa, LoKr (full, low-rank, CP), LoCon with lora_mid, DoRA (made for tiny-sd1: some fit tiny-sd2)
+    write(t, "lycoris.safetensors", (data / "lycoris" / "lycoris.safetensors").read_bytes())
     write(t, "diffusers_text_encoder.safetensors", safetensors_bytes(
         {"text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora.down.weight": te[next(iter(te))],
          "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora.up.weight": list(te.values())[1]}))

@@ -295,6 +295,23 @@ TEST(CliLora, InfoConvertAndFuse) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("fused/tokenizer/vocab.json")));
   r = run("lora convert " + data_path("tiny-sd2/lora") + " " + dir.file("x.safetensors") + " --format comfy");
   EXPECT_NE(r.exit_code, 0);
+
+  // LyCORIS: the type of every module; kohya keys keep them (scales folded in), diffusers keys cannot.
+  const std::string lycoris = data_path("lycoris/lycoris.safetensors");
+  r = run("lora info " + lycoris);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* expected : {"types: locon-cp 1 loha 1 loha-cp 1 lokr 1 lokr-cp 1 lokr-full 1 lora+dora 1",
+                               "module lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q: loha, rank 2, scale 0.5",
+                               "module lora_unet_up_blocks_0_resnets_0_conv1: lokr-cp, rank 1, scale 1"})
+    EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
+  r = run("lora convert " + lycoris + " " + dir.file("l.safetensors") + " --format kohya");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run("lora info " + dir.file("l.safetensors"));
+  EXPECT_NE(r.output.find("attn1_to_q: loha, rank 2, scale 1\n"), std::string::npos) << r.output;
+  r = run("lora convert " + lycoris + " " + dir.file("d.safetensors") + " --format diffusers");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("only kohya keys hold (--format kohya)"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("d.safetensors")));
 }
 
 TEST(CliTrain, TheChaptersCommandTrainsAndCheckpoints) {
@@ -351,8 +368,15 @@ TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string repo = work.file("misato-lora"), bare = work.file("remote.git");
   ASSERT_EQ(run_shell("git init -q --bare " + bare).exit_code, 0);
-  r = run("publish " + out.path.string() + " --repo_dir " + repo + " --kohya --repo_id me/misato-lora --push file://" + bare);
+  // Trained on a local folder: the Hub needs a model id for the card, so --base_model must say it.
+  const std::string publish = "publish " + out.path.string() + " --repo_dir " + repo + " --kohya --repo_id me/misato-lora";
+  r = run(publish + " --push file://" + bare);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("error: --base_model: is needed: the LoRA was trained on \"" + model + "\", a local path"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(repo + "/pytorch_lora_weights.safetensors"));
+  r = run(publish + " --base_model stabilityai/stable-diffusion-2 --push file://" + bare);
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("(with git-lfs)"), std::string::npos) << r.output;
   for (const char* file : {"pytorch_lora_weights.safetensors", "misato-lora.safetensors", "README.md", ".gitattributes", "samples/step-2-0.png"})
     EXPECT_TRUE(std::filesystem::exists(repo + "/" + file)) << file << "\n" << r.output;
   for (const char* file : {"optimizer.pt", "state.json", "random_states.safetensors", "checkpoint-1"})
@@ -364,7 +388,7 @@ TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
   ASSERT_EQ(readme.rfind("---\n", 0), 0u);
   ASSERT_NE(end, std::string::npos);
   const YAML::Node card = YAML::Load(readme.substr(4, end - 4));
-  EXPECT_EQ(card["base_model"].as<std::string>(), model);
+  EXPECT_EQ(card["base_model"].as<std::string>(), "stabilityai/stable-diffusion-2");
   EXPECT_EQ(card["library_name"].as<std::string>(), "diffusers");
   EXPECT_EQ(card["license"].as<std::string>(), "openrail++");
   EXPECT_EQ(card["instance_prompt"].as<std::string>(), "(lora-misato-token)");
@@ -379,7 +403,7 @@ TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
 
   EXPECT_EQ(run("publish --check " + repo).exit_code, 0);
   // A checkpoint publishes with its own step and only samples made by then (none: validation ran at step 2).
-  r = run("publish " + out.path.string() + " --repo_dir " + work.file("at-step-1") + " --checkpoint 1");
+  r = run("publish " + out.path.string() + " --repo_dir " + work.file("at-step-1") + " --checkpoint 1 --base_model stabilityai/stable-diffusion-2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(work.file("at-step-1/README.md")).find("| Steps | 1 |"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(work.file("at-step-1/samples")));
@@ -387,8 +411,18 @@ TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
           " --seed 1 --output " + work.file("image.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
-  // What was pushed comes back byte for byte.
-  ASSERT_EQ(run_shell("git clone -q -b main file://" + bare + " " + work.file("clone") + " 2>&1").exit_code, 0);
+  // Weights and images travel as LFS objects (the remote's git holds pointers) and come back byte for byte.
+  // The clone gets git-lfs's filters on its command line: the test leaves the user's git config alone.
+  const std::string lfs = "git -c filter.lfs.process='git-lfs filter-process' -c filter.lfs.required=true "
+                          "-c filter.lfs.smudge='git-lfs smudge -- %f' -c filter.lfs.clean='git-lfs clean -- %f' ";
+  for (const char* file : {"pytorch_lora_weights.safetensors", "samples/step-2-0.png"}) {
+    const auto stored = run_shell("git --git-dir " + bare + " show main:" + file + " 2>&1");
+    EXPECT_EQ(stored.output.rfind("version https://git-lfs.github.com/spec/v1\noid sha256:", 0), 0u) << file << ": " << stored.output;
+  }
+  ASSERT_EQ(run_shell(lfs + "clone -q -b main file://" + bare + " " + work.file("clone") + " 2>&1").exit_code, 0);
+  const auto listed = run_shell("cd " + work.file("clone") + " && git lfs ls-files -n 2>&1").output;
+  for (const char* file : {"pytorch_lora_weights.safetensors", "misato-lora.safetensors", "samples/step-2-0.png"})
+    EXPECT_NE(listed.find(file), std::string::npos) << file << ": " << listed;
   for (const char* file : {"pytorch_lora_weights.safetensors", "misato-lora.safetensors", "README.md", ".gitattributes", "samples/step-2-0.png"})
     EXPECT_TRUE(read_file(work.file(std::string("clone/") + file)) == read_file(repo + "/" + file)) << file;
 
@@ -399,7 +433,7 @@ TEST(CliPublish, TrainPublishCheckGeneratePushAndCloneBack) {
   EXPECT_NE(r.output.find("does not parse"), std::string::npos) << r.output;
   std::filesystem::create_directories(work.file("other"));
   std::ofstream(work.file("other/model_index.json")) << "{}";
-  r = run("publish " + out.path.string() + " --repo_dir " + work.file("other"));
+  r = run("publish " + out.path.string() + " --repo_dir " + work.file("other") + " --base_model stabilityai/stable-diffusion-2");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("model_index.json"), std::string::npos) << r.output;
 }

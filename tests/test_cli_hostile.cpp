@@ -171,8 +171,8 @@ std::string trained_tiny_run(const TempDir& data, const TempDir& out, int steps)
 TEST(HostileNumbers, ANonFiniteLossStopsTrainingAndKeepsTheCheckpoints) {
   TempDir data, out;
   const std::string train = trained_tiny_run(data, out, 2);
-  // A resumed checkpoint whose LoRA is finite but overflows the UNet: the first loss is inf or NaN.
-  const std::string weights = out.file("checkpoint-2/pytorch_lora_weights.safetensors");
+  // A resumed checkpoint whose LoRA (the copy resume reads) is finite but overflows the UNet: the first loss is inf or NaN.
+  const std::string weights = out.file("checkpoint-2/training_lora_weights.safetensors");
   std::vector<std::string> names;
   {
     const sdtune::io::SafetensorsFile file(weights);  // closed before the file is rewritten

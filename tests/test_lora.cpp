@@ -378,3 +378,48 @@ TEST(Lora, ConvolutionAndTextEncoderModulesMerge) {
 }
 
 }  // namespace
+
+namespace {
+
+// LyCORIS modules merge into exactly the weights LyCORIS itself computes (tests/data/lycoris, made by
+// scripts/make_lycoris_fixtures.py); DoRA at a weight other than 1 as ComfyUI applies it.
+TEST(Lycoris, LohaLokrLoconAndDoraMergeAsLycorisComputesThem) {
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
+  auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+  const auto refs = sdtune::io::read_all_tensors(data_path("lycoris/references.safetensors"));
+  const auto cases = sdtune::io::Json::parse(sdtune::io::SafetensorsFile(data_path("lycoris/references.safetensors")).metadata().at("cases"));
+  sdtune::test::TempDir dir;
+  auto lora = sdtune::lora::read_lora(data_path("lycoris/lycoris.safetensors"));
+  std::map<std::string, std::string> types;
+  for (const auto& m : lora.modules) types[m.module] = m.type_name();
+  const std::map<std::string, std::string> expected_types{{"loha", "loha"},       {"loha_tucker", "loha-cp"}, {"lokr_full", "lokr-full"},
+                                                          {"lokr", "lokr"},       {"lokr_both", "lokr-cp"},   {"locon_cp", "locon-cp"},
+                                                          {"dora", "lora+dora"}};
+  auto weight_of = [&](const std::string& module) {
+    for (const auto& p : model.unet->named_parameters())
+      if (p.key() == module + ".weight") return p.value();
+    return torch::Tensor();
+  };
+  auto check = [&](double strength, const std::string& suffix) {
+    sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
+    EXPECT_EQ(merger.merge(lora, strength).unet_modules, 7);
+    for (const auto& c : cases) {
+      const std::string name = c[0], target = c[1];
+      EXPECT_EQ(types[target], expected_types.at(name)) << name;
+      const auto& original = refs.at(name + ".original");  // the changes compared, not the weights that carry them
+      EXPECT_LT(relative_error(weight_of(target) - original, refs.at(name + suffix) - original), 1e-5) << name << suffix;
+    }
+    merger.unmerge();
+    for (const auto& c : cases) EXPECT_TRUE(torch::equal(weight_of(c[1]), refs.at(c[0].get<std::string>() + ".original"))) << c[0];
+  };
+  check(1.0, ".merged_1");
+  check(0.5, ".merged_0.5");
+  // Written with kohya keys, the scales are folded into a factor of each module (alpha = rank): same weights.
+  sdtune::lora::write_lora(lora, dir.file("folded.safetensors"), sdtune::lora::LoraFormat::Kohya);
+  lora = sdtune::lora::read_lora(dir.file("folded.safetensors"));
+  for (const auto& m : lora.modules) EXPECT_EQ(m.scale(), 1.0) << m.key_prefix;
+  check(1.0, ".merged_1");
+  check(0.5, ".merged_0.5");
+}
+
+}  // namespace

@@ -17,17 +17,19 @@ namespace {
 
 void info(const std::string& spec) {
   const auto file = lora::read_lora(spec);
-  std::map<std::string, int64_t> per_component;
+  std::map<std::string, int64_t> per_component, per_type;
   std::set<int64_t> ranks;
   std::set<double> alphas;
   std::set<std::string> targets;
   int64_t parameters = 0;
   for (const auto& m : file.modules) {
     ++per_component[m.component == lora::Component::UNet ? "unet" : "text_encoder"];
+    ++per_type[m.type_name()];
     ranks.insert(m.rank());
     alphas.insert(m.alpha.value_or(double(m.rank())));
     targets.insert(lora::target_name(m.module));
-    parameters += m.down.numel() + m.up.numel();
+    for (const auto& t : {m.down, m.up, m.mid, m.dora_scale}) parameters += t.defined() ? t.numel() : 0;
+    for (const auto& [key, t] : m.factors) parameters += t.numel();
   }
   auto join = [](const auto& values) {
     std::ostringstream s;
@@ -36,9 +38,13 @@ void info(const std::string& spec) {
   };
   std::cout << "file: " << file.path << "\nformat: " << file.format << "\nmodules:";
   for (const auto& [component, count] : per_component) std::cout << " " << component << " " << count;
+  std::cout << "\ntypes:";
+  for (const auto& [type, count] : per_type) std::cout << " " << type << " " << count;
   std::cout << "\nrank: " << join(ranks) << "\nalpha: " << join(alphas) << "\ntargets: " << join(targets)
             << "\nparameters: " << parameters << "\n";
   for (const auto& [key, value] : file.metadata) std::cout << "metadata " << printable(key) << ": " << printable(value, {4000}) << "\n";
+  for (const auto& m : file.modules)
+    std::cout << "module " << printable(m.key_prefix) << ": " << m.type_name() << ", rank " << m.rank() << ", scale " << m.scale() << "\n";
 }
 
 }  // namespace
@@ -48,7 +54,7 @@ void add_lora_command(CLI::App& app) {
   group->require_subcommand(1);
 
   auto info_path = std::make_shared<std::string>();
-  CLI::App* info_cmd = group->add_subcommand("info", "format, ranks, alphas, target modules, parameters, metadata");
+  CLI::App* info_cmd = group->add_subcommand("info", "format, adapter types, ranks, alphas, target modules, parameters, metadata, and each module's type");
   info_cmd->add_option("file", *info_path, "LoRA file, folder or Hub id")->required();
   info_cmd->callback([info_path] { info(*info_path); });
 

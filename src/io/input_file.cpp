@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -18,8 +19,13 @@ namespace sdtune::io {
 namespace {
 
 std::mutex inputs_mutex;
-std::set<std::pair<dev_t, ino_t>>& inputs() {
-  static std::set<std::pair<dev_t, ino_t>> files;
+// A file by device, inode and change time: an inode number freed by deleting a file this run read
+// (a pruned checkpoint) and reused by a file it writes later is another file.
+using FileIdentity = std::tuple<dev_t, ino_t, time_t, long>;
+FileIdentity identity_of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_ctim.tv_sec, st.st_ctim.tv_nsec}; }
+
+std::set<FileIdentity>& inputs() {
+  static std::set<FileIdentity> files;
   return files;
 }
 
@@ -51,7 +57,7 @@ InputFile::InputFile(const std::string& path) {
   ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   size_ = uint64_t(st.st_size);
   std::lock_guard<std::mutex> lock(inputs_mutex);
-  inputs().insert({st.st_dev, st.st_ino});
+  inputs().insert(identity_of(st));
 }
 
 InputFile::~InputFile() {
@@ -94,7 +100,7 @@ bool is_input_of_this_run(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   std::lock_guard<std::mutex> lock(inputs_mutex);
-  return inputs().count({st.st_dev, st.st_ino}) > 0;
+  return inputs().count(identity_of(st)) > 0;
 }
 
 }  // namespace sdtune::io

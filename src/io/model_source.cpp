@@ -53,7 +53,7 @@ static std::string read_first_line(const fs::path& p) {
 // "name" or "org/name" as the Hub allows them: each part 1..96 of [A-Za-z0-9._-], starting with a
 // letter or digit, no "..". Checked by hand: std::regex recurses per character and overflowed the
 // stack on a 128 KB --model.
-static bool is_hub_id(const std::string& spec) {
+bool is_hub_id(const std::string& spec) {
   const size_t slash = spec.find('/');
   auto valid_part = [](const std::string& part) {
     if (part.empty() || part.size() > 96 || !std::isalnum(static_cast<unsigned char>(part[0]))) return false;

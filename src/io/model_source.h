@@ -38,6 +38,9 @@ std::string resolve_model_dir(const std::string& spec, const std::string& revisi
 // (<cache>/datasets--org--name/snapshots/<commit>).
 std::string resolve_dataset_dir(const std::string& spec, const std::string& revision = "main");
 
+// "name" or "org/name" as the Hub allows repository ids (no path separators beyond the one slash, no "..").
+bool is_hub_id(const std::string& spec);
+
 // The message given for a pickle file: why it is refused and how to convert it.
 std::string pickle_refusal(const std::string& path);
 

@@ -53,6 +53,8 @@ LoraAdapters LoraAdapters::attach_from(torch::nn::Module& model, const LoraFile&
   const auto layers = adaptable_layers(model);
   for (const auto& m : file.modules) {
     if (m.component != component) continue;
+    if (m.type != ModuleType::LoRA || m.mid.defined() || m.dora_scale.defined())
+      throw Error(file.path, "module " + in_quotes(m.key_prefix) + " is a " + m.type_name() + " module; side paths hold plain LoRA only");
     auto it = layers.find(m.module);
     if (it == layers.end() || m.down.dim() != 2 || it->second->weight.size(0) != m.up.size(0) || it->second->weight.size(1) != m.down.size(1))
       throw Error(file.path, "LoRA module " + in_quotes(m.key_prefix) + " does not fit an adaptable projection of the model");
@@ -92,6 +94,8 @@ void LoraAdapters::load_weights(const LoraFile& file) {
     auto it = by_module.find(s.module);
     auto& a = s.layer->adapters[s.index];
     if (it == by_module.end()) throw Error(file.path, "has no LoRA weights for " + s.module);
+    if (it->second->type != ModuleType::LoRA || it->second->mid.defined())
+      throw Error(file.path, "module " + in_quotes(it->second->key_prefix) + " is a " + it->second->type_name() + " module, not this run's LoRA");
     if (!it->second->down.sizes().equals(a.down.sizes()) || !it->second->up.sizes().equals(a.up.sizes()))
       throw Error(file.path, "LoRA weights of " + s.module + " have another shape than this run's (a different --rank?)");
     a.down.copy_(it->second->down);

@@ -10,6 +10,7 @@
 #include "io/model_source.h"
 #include "io/json_file.h"
 #include "io/tensor_io.h"
+#include "lora/module_delta.h"
 #include "lora/module_names.h"
 
 namespace fs = std::filesystem;
@@ -18,7 +19,7 @@ namespace sdtune::lora {
 
 namespace {
 
-enum class Role { Down, Up, Alpha };
+enum class Role { Down, Up, Alpha, Mid, Factor, DoraScale };
 
 struct ParsedKey {
   std::string format;
@@ -26,7 +27,23 @@ struct ParsedKey {
   std::string module;
   bool flat;
   Role role;
+  std::string factor;  // Role::Factor: its key, e.g. "hada_w1_a"
+  std::string stem;    // the key without its role suffix (kohya keys), for messages
 };
+
+// The kohya-named keys of a module (LoRA, LoCon, LyCORIS), by role.
+const std::vector<std::tuple<std::string, Role, std::string>>& kohya_suffixes() {
+  static const std::vector<std::tuple<std::string, Role, std::string>> suffixes = [] {
+    std::vector<std::tuple<std::string, Role, std::string>> s = {
+        {".lora_down.weight", Role::Down, ""}, {".lora_up.weight", Role::Up, ""}, {".lora_mid.weight", Role::Mid, ""},
+        {".alpha", Role::Alpha, ""},           {".dora_scale", Role::DoraScale, ""}};
+    for (const char* f : {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "lokr_w1", "lokr_w1_a",
+                          "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"})
+      s.emplace_back(std::string(".") + f, Role::Factor, f);
+    return s;
+  }();
+  return suffixes;
+}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -66,15 +83,13 @@ bool old_processor_module(std::string* module) {
 }
 
 c10::optional<ParsedKey> parse_key(const std::string& key) {
-  static const std::vector<std::pair<std::string, Role>> kohya_suffixes = {
-      {".lora_down.weight", Role::Down}, {".lora_up.weight", Role::Up}, {".alpha", Role::Alpha}};
   for (const auto& [prefix, component] : {std::pair<std::string, Component>{"lora_unet_", Component::UNet}, {"lora_te_", Component::TextEncoder}}) {
     if (key.rfind(prefix, 0) != 0) continue;
-    for (const auto& [suffix, role] : kohya_suffixes)
+    for (const auto& [suffix, role, factor] : kohya_suffixes())
       if (ends_with(key, suffix)) {
         std::string flat = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
         if (component == Component::TextEncoder) strip_prefix(&flat, "text_model_");
-        return ParsedKey{"kohya", component, flat, true, role};  // unflattened by read_lora
+        return ParsedKey{"kohya", component, flat, true, role, factor, key.substr(0, key.size() - suffix.size())};  // unflattened by read_lora
       }
   }
   static const std::vector<std::tuple<std::string, Role, std::string>> dotted_suffixes = {
@@ -88,12 +103,71 @@ c10::optional<ParsedKey> parse_key(const std::string& key) {
     std::string fmt = format;
     if (old_processor_module(&module)) fmt = "diffusers-old";
     const Component component = component_of(&module);
-    return ParsedKey{fmt, component, module, false, role};
+    return ParsedKey{fmt, component, module, false, role, "", ""};
   }
   return c10::nullopt;
 }
 
+// Puts one tensor of a module where its role says; LoRA and LyCORIS keys in one module are an Error.
+void store_tensor(const ParsedKey& key, const at::Tensor& t, const std::string& name, const std::string& path, LoraModule* m) {
+  if (key.role == Role::Alpha) {
+    if (t.numel() != 1) throw Error(path, "tensor " + in_quotes(name) + ": alpha must be a single number");
+    m->alpha = t.to(torch::kDouble).item<double>();
+    return;
+  }
+  const at::Tensor value = t.to(torch::kFloat);
+  if (key.role == Role::DoraScale) {
+    m->dora_scale = value;
+    return;
+  }
+  const ModuleType type = key.role != Role::Factor ? ModuleType::LoRA : key.factor.rfind("hada_", 0) == 0 ? ModuleType::LoHa : ModuleType::LoKr;
+  const bool first = !m->down.defined() && !m->up.defined() && !m->mid.defined() && m->factors.empty();
+  if (!first && m->type != type) throw Error(path, "module " + in_quotes(m->key_prefix) + " mixes the keys of two adapter types (" + in_quotes(name) + ")");
+  m->type = type;
+  if (key.role == Role::Factor) m->factors[key.factor] = value;
+  else (key.role == Role::Down ? m->down : key.role == Role::Up ? m->up : m->mid) = value;
+}
+
+// A module whose tensors cannot make a weight change is refused when read, naming it.
+void check_module(const LoraModule& m, const std::string& path) {
+  const std::string name = "module " + in_quotes(m.key_prefix);
+  if (m.type == ModuleType::LoRA) {
+    if (!m.down.defined() || !m.up.defined()) throw Error(path, name + " has " + (m.down.defined() ? "no up" : "no down") + " matrix");
+    if (m.down.dim() < 1 || m.down.size(0) == 0) throw Error(path, name + " has rank 0 (an empty down matrix)");
+    const bool conv = m.down.dim() == 4;
+    if ((m.down.dim() != 2 && !conv) || m.up.dim() != m.down.dim() || m.up.size(1) != m.down.size(0) ||
+        (conv && (m.up.size(2) != 1 || m.up.size(3) != 1)) || (m.mid.defined() && !conv))
+      throw Error(path, name + ": down " + std::to_string(m.down.dim()) + "-D and up matrices do not fit together");
+  } else if (m.factors.empty()) {
+    throw Error(path, name + " has only an alpha or a dora_scale");
+  }
+  for (const auto& [key, t] : m.factors)
+    if (t.dim() < 1 || t.numel() == 0) throw Error(path, name + ": " + key + " is empty");
+  const auto size = delta_size(m);
+  if (!size.problem.empty()) throw Error(path, name + ": " + size.problem);
+  if (m.dora_scale.defined() && m.dora_scale.numel() == 0) throw Error(path, name + ": dora_scale is empty");
+}
+
 }  // namespace
+
+int64_t LoraModule::rank() const {
+  if (type == ModuleType::LoRA) return down.size(0);
+  if (type == ModuleType::LoHa) return factors.count("hada_w1_b") ? factors.at("hada_w1_b").size(0) : 0;
+  for (const char* low_rank : {"lokr_w2_b", "lokr_w1_b"})  // ComfyUI's lokr.py: the last factorised one names dim
+    if (factors.count(low_rank)) return factors.at(low_rank).size(0);
+  return 0;
+}
+
+double LoraModule::scale() const { return alpha && rank() > 0 ? *alpha / double(rank()) : 1.0; }
+
+std::string LoraModule::type_name() const {
+  const bool conv = type == ModuleType::LoRA ? down.dim() == 4 : false;
+  std::string name = type == ModuleType::LoHa ? "loha" : type == ModuleType::LoKr ? "lokr" : conv ? "locon" : "lora";
+  if (mid.defined() || factors.count("hada_t1") || factors.count("lokr_t2")) name += "-cp";
+  if (type == ModuleType::LoKr && rank() == 0) name += "-full";
+  if (dora_scale.defined()) name += "+dora";
+  return name;
+}
 
 std::string resolve_lora_path(const std::string& spec) {
   std::error_code ec;
@@ -126,17 +200,12 @@ LoraFile read_lora(const std::string& spec) {
     m.component = parsed->component;
     m.module = parsed->flat ? unflatten_module_name(parsed->module) : parsed->module;
     m.flat = parsed->flat;
-    m.key_prefix = entry.name.substr(0, entry.name.rfind(parsed->role == Role::Alpha ? ".alpha" : parsed->flat ? ".lora_" : ".lora"));
+    m.key_prefix = !parsed->stem.empty() ? parsed->stem : entry.name.substr(0, entry.name.rfind(parsed->role == Role::Alpha ? ".alpha" : ".lora"));
     at::Tensor t = io::read_tensor(file, entry);
     // A NaN or infinite weight would turn every image black (or the training NaN) without a word.
     if (!io::all_finite(t))
       throw Error(lora.path, "tensor " + in_quotes(entry.name) + " holds NaN or infinite values");
-    if (parsed->role == Role::Alpha) {
-      if (t.numel() != 1) throw Error(lora.path, "tensor " + in_quotes(entry.name) + ": alpha must be a single number");
-      m.alpha = t.to(torch::kDouble).item<double>();
-    } else {
-      (parsed->role == Role::Down ? m.down : m.up) = t.to(torch::kFloat);
-    }
+    store_tensor(*parsed, t, entry.name, lora.path, &m);
   }
   // Alphas that are not tensors: diffusers' lora_adapter_metadata, else PEFT's adapter_config.json.
   const auto adapter = io::read_adapter_config(fs::path(lora.path).parent_path().string());
@@ -144,14 +213,7 @@ LoraFile read_lora(const std::string& spec) {
   if (auto it = lora.metadata.find("lora_adapter_metadata"); it != lora.metadata.end())
     adapter_metadata = io::parse_json_text(it->second, lora.path + " (lora_adapter_metadata)");
   for (auto& [key, m] : by_module) {
-    if (!m.down.defined() || !m.up.defined())
-      throw Error(lora.path, "module " + in_quotes(m.key_prefix) + " has " + (m.down.defined() ? "no up" : "no down") + " matrix");
-    if (m.down.dim() < 1 || m.down.size(0) == 0)
-      throw Error(lora.path, "module " + in_quotes(m.key_prefix) + " has rank 0 (an empty down matrix)");
-    const bool conv = m.down.dim() == 4;
-    if ((m.down.dim() != 2 && !conv) || m.up.dim() != m.down.dim() || m.up.size(1) != m.down.size(0) ||
-        (conv && (m.up.size(2) != 1 || m.up.size(3) != 1)))
-      throw Error(lora.path, "module " + in_quotes(m.key_prefix) + ": down " + std::to_string(m.down.dim()) + "-D and up matrices do not fit together");
+    check_module(m, lora.path);
     const std::string component = m.component == Component::UNet ? "unet." : "text_encoder.";
     if (!m.alpha && adapter_metadata.contains(component + "lora_alpha")) {
       m.alpha = io::config_value<double>(adapter_metadata, component + "lora_alpha", 0, lora.path);
@@ -180,9 +242,14 @@ LoraFormat parse_lora_format(const std::string& name) {
 
 LoraModule with_alpha_folded(const LoraModule& m) {
   LoraModule folded = m;
-  const double rank = double(m.rank());
-  if (m.alpha && *m.alpha != rank) folded.up = m.up * (*m.alpha / rank);
-  folded.alpha = rank;
+  const double scale = m.scale();
+  if (scale != 1.0) {
+    at::Tensor& factor = m.type == ModuleType::LoRA   ? folded.up
+                         : m.type == ModuleType::LoHa ? folded.factors.at("hada_w1_a")
+                                                      : folded.factors.at(m.factors.count("lokr_w1") ? "lokr_w1" : "lokr_w1_a");
+    factor = factor * scale;
+  }
+  if (m.rank() > 0) folded.alpha = double(m.rank());
   return folded;
 }
 
@@ -194,11 +261,15 @@ void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format
     const bool unet = m.component == Component::UNet;
     if (format == LoraFormat::Kohya) {
       const std::string stem = (unet ? "lora_unet_" : "lora_te_text_model_") + flatten_module_name(m.module);
-      tensors[stem + ".lora_down.weight"] = m.down;
-      tensors[stem + ".lora_up.weight"] = m.up;
-      tensors[stem + ".alpha"] = torch::tensor(float(m.alpha.value_or(double(m.rank()))));
+      for (const auto& [suffix, t] : {std::pair{".lora_down.weight", m.down}, {".lora_up.weight", m.up}, {".lora_mid.weight", m.mid}, {".dora_scale", m.dora_scale}})
+        if (t.defined()) tensors[stem + suffix] = t;
+      for (const auto& [key, t] : m.factors) tensors[stem + "." + key] = t;
+      if (m.alpha || m.rank() > 0) tensors[stem + ".alpha"] = torch::tensor(float(m.alpha.value_or(double(m.rank()))));
       continue;
     }
+    if (m.type != ModuleType::LoRA || m.mid.defined() || m.dora_scale.defined())
+      throw Error(path, "module " + in_quotes(m.key_prefix) + " is a " + m.type_name() +
+                            " module, which only kohya keys hold (--format kohya): diffusers and PEFT keys are plain LoRA");
     const std::string component = unet ? "unet" : "text_encoder";
     const std::string stem = component + "." + (unet ? "" : "text_model.") + m.module;
     const bool diffusers = format == LoraFormat::Diffusers;

@@ -4,6 +4,7 @@
 //   peft       [unet.|text_encoder.|base_model.model.]<module>.lora_A[.default].weight / lora_B
 //   old        <module without .to_x>.processor.to_q_lora.down.weight (diffusers attention processors)
 //   kohya      lora_unet_<module with _>.lora_down.weight / .lora_up.weight / .alpha, lora_te_...
+//   LyCORIS    kohya names with .hada_w1_a ... (LoHa), .lokr_w1 ... (LoKr), .lora_mid.weight, .dora_scale
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
@@ -16,6 +17,10 @@ namespace sdtune::lora {
 
 enum class Component { UNet, TextEncoder };
 
+// LyCORIS adapters beside plain LoRA: LoHa (Hadamard product of two low-rank products) and LoKr
+// (Kronecker product of two factors, each full or low-rank). LoCon is LoRA on a convolution.
+enum class ModuleType { LoRA, LoHa, LoKr };
+
 struct LoraModule {
   Component component;
   // Dotted module path inside the component (diffusers names, e.g. down_blocks.0...attn1.to_q;
@@ -25,10 +30,20 @@ struct LoraModule {
   std::string module;
   bool flat = false;
   std::string key_prefix;  // the file's key stem for this module, for error messages
-  at::Tensor down;         // [rank, in] or [rank, in, kh, kw]
-  at::Tensor up;           // [out, rank] or [out, rank, 1, 1]
+  ModuleType type = ModuleType::LoRA;
+  at::Tensor down;         // LoRA: [rank, in] or [rank, in, kh, kw]
+  at::Tensor up;           // LoRA: [out, rank] or [out, rank, 1, 1]
+  at::Tensor mid;          // LoCon's CP decomposition ("lora_mid"): [rank, rank, kh, kw], down then [rank, in, 1, 1]
+  std::map<std::string, at::Tensor> factors;  // LoHa / LoKr tensors by key: hada_w1_a ... hada_t2, lokr_w1 ... lokr_t2
+  at::Tensor dora_scale;   // DoRA magnitudes: [out, 1, ...] (LyCORIS) or [1, in, ...] (kohya)
   c10::optional<double> alpha;
-  int64_t rank() const { return down.size(0); }
+  // What alpha is divided by (A1111's "dim"): LoRA's and LoHa's rank, LoKr's low-rank factor's rank,
+  // 0 for a LoKr of two full matrices.
+  int64_t rank() const;
+  // alpha / rank where both exist, else 1: A1111's calc_scale, ComfyUI's and stable-diffusion.cpp's rule.
+  double scale() const;
+  // For `lora info`: lora, locon, locon-cp, loha, loha-cp, lokr, lokr-cp (+dora).
+  std::string type_name() const;
 };
 
 struct LoraFile {
@@ -61,7 +76,8 @@ enum class AlphaForm {
 // and PEFT keys the "lora_adapter_metadata" that diffusers reads (r, lora_alpha, rank/alpha_pattern).
 void write_lora(const LoraFile& lora, const std::string& path, LoraFormat format, AlphaForm form = AlphaForm::Folded);
 
-// `m` with alpha/rank folded into its up matrix and alpha = rank (unchanged when alpha is rank or absent).
+// `m` with alpha/rank folded into one factor (LoRA's up, LoHa's hada_w1_a, LoKr's lokr_w1[_a]) and
+// alpha = rank (unchanged when the scale is 1). LyCORIS modules can only be written with kohya keys.
 LoraModule with_alpha_folded(const LoraModule& m);
 
 // "path[:weight]" -> (path, weight); weight 1 when absent. Errors name the flag.

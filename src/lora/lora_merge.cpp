@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/printable.h"
+#include "lora/module_delta.h"
 #include "lora/module_names.h"
 
 namespace sdtune::lora {
@@ -20,10 +21,18 @@ void index_weights(torch::nn::Module& module, std::map<std::string, at::Tensor>*
   }
 }
 
-// up @ down in the layout of the target weight (linear, 1x1 or kxk convolution).
-at::Tensor delta_of(const LoraModule& m, at::IntArrayRef target_shape) {
-  const at::Tensor product = torch::matmul(m.up.flatten(1), m.down.flatten(1));
-  return product.reshape(target_shape);
+// A module fits a weight when its change has the weight's element count, a LoRA its row and column
+// layout (a linear's delta on a linear, a kxk one on a kxk convolution), and a dora_scale one
+// magnitude per output row or input column.
+bool fits(const LoraModule& m, const at::Tensor& target) {
+  if (target.dim() < 2 || delta_size(m).numel != target.numel()) return false;
+  if (m.type == ModuleType::LoRA) {
+    const bool conv_delta = m.down.dim() == 4;
+    if (m.up.size(0) != target.size(0) || conv_delta != (target.dim() == 4)) return false;
+    if (!m.mid.defined() && m.down.size(1) != target.size(1)) return false;
+  }
+  if (m.dora_scale.defined() && m.dora_scale.numel() != target.size(dora_per_output(m, target.size(0)) ? 0 : 1)) return false;
+  return true;
 }
 
 }  // namespace
@@ -58,13 +67,9 @@ MergeReport LoraMerger::merge(const LoraFile& lora, double weight, bool allow_pa
     std::string problem;
     if (!target.defined()) {
       problem = "matches no module of the " + std::string(m.component == Component::UNet ? "UNet" : "text encoder");
-    } else {
-      const int64_t out = m.up.size(0), in = m.down.size(1);
-      const bool fits = target.size(0) == out && target.dim() >= 2 && target.size(1) == in &&
-                        (target.dim() == 2 ? m.down.dim() == 2 : (m.down.dim() == 4 && target.size(2) == m.down.size(2) && target.size(3) == m.down.size(3)));
-      if (!fits)
-        problem = "has shape down " + shape_text(m.down.sizes().vec()) + " / up " + shape_text(m.up.sizes().vec()) +
-                  " that does not fit the model's weight " + shape_text(target.sizes().vec());
+    } else if (!fits(m, target)) {
+      problem = "has " + std::to_string(delta_size(m).numel) + " weights (" + m.type_name() + ") that do not fit the model's weight " +
+                shape_text(target.sizes().vec());
     }
     if (!problem.empty()) {
       if (allow_partial) {
@@ -74,8 +79,7 @@ MergeReport LoraMerger::merge(const LoraFile& lora, double weight, bool allow_pa
       throw Error(lora.path, "LoRA module " + in_quotes(m.key_prefix) + " " + problem +
                                  " (is this LoRA made for another base model? --lora_allow_partial skips such modules)");
     }
-    const double scale = weight * m.alpha.value_or(double(m.rank())) / double(m.rank());
-    plan.push_back({target, delta_of(m, target.sizes().vec()) * scale});
+    plan.push_back({target, weight_change(m, target, weight)});
     ++(m.component == Component::UNet ? report.unet_modules : report.text_encoder_modules);
   }
   torch::NoGradGuard no_grad;

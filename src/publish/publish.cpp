@@ -15,6 +15,7 @@
 #include "core/printable.h"
 #include "io/atomic_file.h"
 #include "io/input_file.h"
+#include "io/model_source.h"
 #include "io/subprocess.h"
 #include "lora/lora_file.h"
 #include "publish/model_card.h"
@@ -128,6 +129,13 @@ std::vector<std::string> publish_folder(const PublishOptions& o) {
     throw Error(weights.string(), "is " + std::to_string(fs::file_size(weights) >> 20) +
                                       " MB: too large for a LoRA (is it a whole model?); --allow_large publishes it anyway");
   const lora::LoraFile lora = lora::read_lora(weights.string());
+  const std::string base_model =
+      o.base_model.empty() ? (lora.metadata.count("sdtune_base_model") ? lora.metadata.at("sdtune_base_model") : "") : o.base_model;
+  // The Hub links a card's base_model to that model's page: a path on this machine means nothing there.
+  std::error_code ec;
+  if (o.base_model.empty() && !base_model.empty() && (!io::is_hub_id(base_model) || fs::exists(base_model, ec)))
+    throw Error("--base_model", "is needed: the LoRA was trained on " + in_quotes(printable(base_model)) +
+                                    ", a local path, and the card's base_model must be a Hub model id (e.g. stabilityai/stable-diffusion-2)");
   fs::create_directories(o.repo_dir);
   const auto unwanted = unwanted_content(o.repo_dir);
   if (!unwanted.empty() && !o.allow_large) {
@@ -144,7 +152,7 @@ std::vector<std::string> publish_folder(const PublishOptions& o) {
   CardInfo card;
   card.repo_id = o.repo_id.empty() ? "your-username/" + name : o.repo_id;
   card.metadata = lora.metadata;
-  card.base_model = o.base_model.empty() ? (lora.metadata.count("sdtune_base_model") ? lora.metadata.at("sdtune_base_model") : "") : o.base_model;
+  card.base_model = base_model;
   const std::string family = lora.metadata.count("ss_base_model_version") ? lora.metadata.at("ss_base_model_version") : "";
   card.license = o.license.empty() ? default_license(family) : o.license;
   card.trigger_word = lora.metadata.count("sdtune_trigger_word") ? lora.metadata.at("sdtune_trigger_word") : "";
