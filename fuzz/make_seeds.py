@@ -109,6 +109,18 @@ def lora_seeds():
          "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora.up.weight": list(te.values())[1]}))
 
 
+def embedding_seeds():
+    t = "embedding_file_fuzzer"
+    sep = b"\x1e"
+    a1111 = (data / "embeddings" / "EasyNegative.safetensors").read_bytes()
+    diffusers = (data / "embeddings" / "cat-toy" / "learned_embeds.safetensors").read_bytes()
+    write(t, "a1111.bin", a1111 + sep + sep + b"a castle, easynegative")
+    write(t, "diffusers.bin", diffusers + sep + sep + b"a <cat-toy> on a shelf")
+    write(t, "named.bin", diffusers + sep + b"Style" + sep + b"xStylex (style:1.2)")
+    write(t, "sdxl.bin", safetensors_bytes({"clip_l": ("F32", [1, 768], floats(*[0.0] * 768)),
+                                            "clip_g": ("F32", [1, 1280], floats(*[0.0] * 1280))}) + sep + sep + b"x")
+
+
 def single_file_seeds():
     t = "single_file_fuzzer"
     sd2, _ = read_safetensors(data / "single_file" / "tiny-sd2.fp16.safetensors")
@@ -310,6 +322,7 @@ if args.sdtune:
 model_card_seeds()
 safetensors_seeds()
 lora_seeds()
+embedding_seeds()
 single_file_seeds()
 hub_seeds()
 json_config_seeds()

@@ -20,9 +20,14 @@ LyCORIS 4.1.3's get_merged_weight() scales LoHa and LoKr twice (their get_weight
 and get_diff_weight() multiplies by it again); forward() applies it once, as A1111 and ComfyUI do, so the
 references take diff = get_weight() * scalar for those (and get_diff_weight() for LoCon, which scales once). For
 the linear cases the script checks that forward() on an identity input gives exactly that change.
+  peft.safetensors        the same kind of adapters made by peft's own LoHa / LoKr layers (peft 0.21.2), saved
+                          with kohya keys and their alpha: peft_loha (attn1.to_q, r 2, alpha 3), peft_lokr (attn2.to_k,
+                          r 1, alpha 2: lokr_w1 full, w2 low-rank), peft_lokr_full (attn1.to_k, r 16, alpha 3: both full)
+  references.safetensors  also <name>.delta: peft's get_delta_weight(). peft scales a LoKr of two full matrices by
+                          alpha / r too; A1111, ComfyUI and LyCORIS by 1, which sdtune follows (the test checks both).
 Every parameter is drawn from N(0, 0.1^2) (torch seed 5) so that no factor is zero as at initialisation.
 
-Pinned: lycoris-lora==4.1.3 diffusers==0.40.0 torch==2.11.0 (CPU).
+Pinned: lycoris-lora==4.1.3 peft==0.21.2 diffusers==0.40.0 torch==2.11.0 (CPU).
 Run:  python scripts/make_lycoris_fixtures.py
 """
 import json
@@ -30,6 +35,7 @@ import pathlib
 
 import diffusers
 import lycoris
+import peft
 import torch
 from diffusers import UNet2DConditionModel
 from lycoris.modules.locon import LoConModule
@@ -39,6 +45,7 @@ from safetensors.torch import save_file
 
 assert diffusers.__version__ == "0.40.0", diffusers.__version__
 assert torch.__version__.startswith("2.11.0"), torch.__version__
+assert peft.__version__ == "0.21.2", peft.__version__
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "data" / "lycoris"
@@ -60,6 +67,38 @@ def comfy_dora(original, diff, dora_scale, strength):
     norm = calc.reshape(calc.shape[0], -1).norm(dim=1).reshape(calc.shape[0], *[1] * (calc.dim() - 1))
     calc = calc * (dora_scale / norm)
     return original + strength * (calc - original)
+
+
+PEFT_CASES = [
+    ("peft_loha", BLOCK + "attn1.to_q", "loha", dict(r=2, alpha=3)),
+    ("peft_lokr", BLOCK + "attn2.to_k", "lokr", dict(r=1, alpha=2)),
+    ("peft_lokr_full", BLOCK + "attn1.to_k", "lokr", dict(r=16, alpha=3)),
+]
+
+
+def peft_adapters(refs):
+    """Each case on a fresh copy of the UNet, through peft's inject_adapter_in_model."""
+    from peft import LoHaConfig, LoKrConfig, inject_adapter_in_model
+    tensors = {}
+    for name, target, kind, options in PEFT_CASES:
+        unet = UNet2DConditionModel.from_pretrained(str(ROOT / "tests" / "data" / "tiny-sd1" / "pipeline" / "unet"))
+        config = (LoHaConfig if kind == "loha" else LoKrConfig)(target_modules=[target], init_weights=False, **options)
+        inject_adapter_in_model(config, unet)
+        layer = dict(unet.named_modules())[target]
+        stem = "lora_unet_" + target.replace(".", "_")
+        with torch.no_grad():
+            for key, params in layer.named_parameters():
+                if key.startswith(("hada_", "lokr_")):
+                    params.copy_(torch.randn_like(params) * 0.1)
+            for key in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "lokr_w1", "lokr_w1_a", "lokr_w1_b",
+                        "lokr_w2", "lokr_w2_a", "lokr_w2_b"):
+                if hasattr(layer, key) and "default" in getattr(layer, key):
+                    tensors[f"{stem}.{key}"] = getattr(layer, key)["default"].detach().clone().contiguous()
+            tensors[f"{stem}.alpha"] = torch.tensor(float(options["alpha"]))
+            refs[f"{name}.original"] = layer.get_base_layer().weight.detach().clone().contiguous()
+            refs[f"{name}.delta"] = layer.get_delta_weight("default").detach().clone().contiguous()
+        print(name, target, sorted(k.split(".")[-1] for k in tensors if k.startswith(stem)))
+    save_file(tensors, str(OUT / "peft.safetensors"))
 
 
 def main():
@@ -104,10 +143,12 @@ def main():
                 refs[f"{name}.merged_0.5"] = (original + 0.5 * diff).contiguous()
         print(name, target, tuple(original.shape), kinds[name])
     save_file(tensors, str(OUT / "lycoris.safetensors"), metadata={"ss_network_module": "lycoris.kohya"})
+    peft_adapters(refs)
     save_file(refs, str(OUT / "references.safetensors"),
               metadata={"cases": json.dumps([(n, t) for n, t, _, _ in CASES]), "keys": json.dumps(kinds),
+                        "peft_cases": json.dumps([(n, t) for n, t, _, _ in PEFT_CASES]),
                         "versions": json.dumps({"lycoris-lora": lycoris.__version__ if hasattr(lycoris, "__version__") else "4.1.3",
-                                                "diffusers": diffusers.__version__, "torch": torch.__version__})})
+                                                "peft": peft.__version__, "diffusers": diffusers.__version__, "torch": torch.__version__})})
 
 
 if __name__ == "__main__":

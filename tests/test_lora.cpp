@@ -423,3 +423,26 @@ TEST(Lycoris, LohaLokrLoconAndDoraMergeAsLycorisComputesThem) {
 }
 
 }  // namespace
+
+namespace {
+
+// peft's LoHa and LoKr layers give the same weight change, except for a LoKr of two full matrices:
+// peft scales it by alpha / r, A1111, ComfyUI and LyCORIS by 1, which sdtune follows.
+TEST(Lycoris, PeftLohaAndLokrDeltasAndTheFullMatrixScale) {
+  sdtune::io::ModelFiles folder(data_path("tiny-sd1/pipeline"));
+  auto model = sdtune::pipeline::load_stable_diffusion(folder, {});
+  const auto refs = sdtune::io::read_all_tensors(data_path("lycoris/references.safetensors"));
+  const auto cases = sdtune::io::Json::parse(sdtune::io::SafetensorsFile(data_path("lycoris/references.safetensors")).metadata().at("peft_cases"));
+  sdtune::lora::LoraMerger merger(*model.unet, *model.text_encoder);
+  EXPECT_EQ(merger.merge(sdtune::lora::read_lora(data_path("lycoris/peft.safetensors")), 1.0).unet_modules, 3);
+  for (const auto& c : cases) {
+    const std::string name = c[0], target = c[1];
+    torch::Tensor weight;
+    for (const auto& p : model.unet->named_parameters())
+      if (p.key() == target + ".weight") weight = p.value();
+    const double peft_scale_apart = name == "peft_lokr_full" ? 16.0 / 3.0 : 1.0;  // r / alpha
+    EXPECT_LT(relative_error(weight - refs.at(name + ".original"), refs.at(name + ".delta") * peft_scale_apart), 1e-4) << name;
+  }
+}
+
+}  // namespace

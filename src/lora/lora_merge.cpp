@@ -79,7 +79,11 @@ MergeReport LoraMerger::merge(const LoraFile& lora, double weight, bool allow_pa
       throw Error(lora.path, "LoRA module " + in_quotes(m.key_prefix) + " " + problem +
                                  " (is this LoRA made for another base model? --lora_allow_partial skips such modules)");
     }
-    plan.push_back({target, weight_change(m, target, weight)});
+    at::Tensor change = weight_change(m, target, weight);
+    // Finite factors can still overflow (or a zero DoRA norm divide): a black image would follow.
+    if (!torch::isfinite(change).all().item<bool>())
+      throw Error(lora.path, "LoRA module " + in_quotes(m.key_prefix) + " changes the weights to NaN or infinite values");
+    plan.push_back({target, change});
     ++(m.component == Component::UNet ? report.unet_modules : report.text_encoder_modules);
   }
   torch::NoGradGuard no_grad;
