@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <set>
-#include <tuple>
+#include <map>
+#include <utility>
 
 #include "core/error.h"
 
@@ -19,13 +19,12 @@ namespace sdtune::io {
 namespace {
 
 std::mutex inputs_mutex;
-// A file by device, inode and change time: an inode number freed by deleting a file this run read
-// (a pruned checkpoint) and reused by a file it writes later is another file.
-using FileIdentity = std::tuple<dev_t, ino_t, time_t, long>;
-FileIdentity identity_of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_ctim.tv_sec, st.st_ctim.tv_nsec}; }
-
-std::set<FileIdentity>& inputs() {
-  static std::set<FileIdentity> files;
+// Files read, by device and inode, with the change time they had: an inode number freed by deleting
+// a file this run read (a pruned checkpoint) and reused by a file it writes later is another file.
+// One entry per inode, so rereading a rewritten file (a server, a fuzzer) does not grow the table.
+using ChangeTime = std::pair<time_t, long>;
+std::map<std::pair<dev_t, ino_t>, ChangeTime>& inputs() {
+  static std::map<std::pair<dev_t, ino_t>, ChangeTime> files;
   return files;
 }
 
@@ -57,7 +56,7 @@ InputFile::InputFile(const std::string& path) {
   ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   size_ = uint64_t(st.st_size);
   std::lock_guard<std::mutex> lock(inputs_mutex);
-  inputs().insert(identity_of(st));
+  inputs()[{st.st_dev, st.st_ino}] = {st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
 }
 
 InputFile::~InputFile() {
@@ -100,7 +99,8 @@ bool is_input_of_this_run(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   std::lock_guard<std::mutex> lock(inputs_mutex);
-  return inputs().count(identity_of(st)) > 0;
+  const auto it = inputs().find({st.st_dev, st.st_ino});
+  return it != inputs().end() && it->second == ChangeTime{st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
 }
 
 }  // namespace sdtune::io
